@@ -1,0 +1,3 @@
+// Kernel module entry: every exported kernel takes byte offsets into the imported memory,
+// sizes, and a row (or chunk) range [r0, r1) so that a thread pool can split it.
+// Modules re-exported here, one per kernel family, forward and backward side by side.

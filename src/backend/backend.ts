@@ -1,0 +1,170 @@
+/**
+ * The `Backend` interface: a set of kernels over one flat memory the backend owns.
+ *
+ * Every kernel addresses that memory by element offset (`Ptr`): element `p` is the
+ * `p`-th float (f32 in the wasm backend, f32 or f64 in the js backend). Pointer `0`
+ * is reserved and means "absent" (an optional bias, a missing position table).
+ * Integer inputs (token ids, targets) are stored one per element slot with
+ * `writeIndices` and read back by kernels as integers.
+ *
+ * Conventions, as in llm.c:
+ * - forward kernels overwrite their outputs;
+ * - backward kernels ACCUMULATE (`+=`) into every gradient they write, so a
+ *   parameter used twice (tied embeddings) simply receives both contributions;
+ * - kernels never allocate; the caller passes every buffer, including the
+ *   scratch a forward saves for its backward (`mean`, `rstd`, `att`, `probs`).
+ *
+ * Shapes are given once, in the doc comment of each kernel, with the names
+ * B (batch), T (time), C (channels), NH (heads), V (vocabulary), N (rows).
+ */
+
+/** Element offset into a backend's memory. `0` means "absent". */
+export type Ptr = number;
+
+/** A copy of backend memory. f64 only from a js backend created with `dtype: 'f64'`. */
+export type Floats = Float32Array | Float64Array;
+
+/** The three matrix layouts training needs. C is (M, N) in every layout.
+ * - `nn`: C (+)= A·B,   A is (M, K), B is (K, N)   (linear backward: dX = dY·W)
+ * - `nt`: C (+)= A·Bᵀ,  A is (M, K), B is (N, K)   (linear forward: Y = X·Wᵀ)
+ * - `tn`: C (+)= Aᵀ·B,  A is (K, M), B is (K, N)   (linear backward: dW = dYᵀ·X)
+ */
+export type GemmLayout = 'nn' | 'nt' | 'tn';
+
+export interface AdamWParams {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+  /** 1-based step count, for bias correction. */
+  step: number;
+}
+
+export interface Backend {
+  /** `'wasm'`, `'js'`, ... */
+  readonly name: string;
+  /** `'f32'` or `'f64'`: the element type of this backend's memory. */
+  readonly dtype: 'f32' | 'f64';
+  /** Number of elements currently addressable. */
+  readonly capacity: number;
+  /** First element callers may allocate; `[0, base)` is reserved (pointer 0 means absent; kernel constants). */
+  readonly base: Ptr;
+
+  // ---- memory -------------------------------------------------------------
+
+  /** Grow memory so that elements `[0, n)` are addressable; contents are kept. */
+  reserve(n: number): void;
+  /** Copy `n` elements starting at `p` out of backend memory (synchronous; CPU backends). */
+  readSync(p: Ptr, n: number): Floats;
+  /** Copy `n` elements starting at `p` out of backend memory. */
+  read(p: Ptr, n: number): Promise<Floats>;
+  /** Copy `data` into backend memory at `p`. */
+  write(p: Ptr, data: ArrayLike<number>): void;
+  /** Store integers (token ids, targets) one per element slot at `p`. */
+  writeIndices(p: Ptr, data: Int32Array): void;
+  /** Read back `n` integers stored with `writeIndices`. */
+  readIndices(p: Ptr, n: number): Int32Array;
+  /** Set `n` elements at `p` to `value`. */
+  fill(p: Ptr, n: number, value: number): void;
+  /** Copy `n` elements from `src` to `dst` (regions must not overlap). */
+  copy(dst: Ptr, src: Ptr, n: number): void;
+  /** Release resources (worker threads, GPU buffers). The backend is unusable afterwards. */
+  dispose(): void;
+
+  // ---- matrix multiply ----------------------------------------------------
+
+  /** `out (M,N) = op(A)·op(B)` (or `+=` when `accumulate`), see `GemmLayout`. */
+  gemm(layout: GemmLayout, out: Ptr, a: Ptr, b: Ptr, M: number, N: number, K: number, accumulate: boolean): void;
+  /** `out (N,C) += bias (C)` broadcast over rows. */
+  addBias(out: Ptr, bias: Ptr, N: number, C: number): void;
+  /** `dbias (C) += sum over rows of dout (N,C)`. */
+  biasBackward(dbias: Ptr, dout: Ptr, N: number, C: number): void;
+
+  // ---- elementwise and reductions -------------------------------------------
+
+  /** `out = a + b` over `n` elements (residual add). */
+  add(out: Ptr, a: Ptr, b: Ptr, n: number): void;
+  /** `out = a * b` over `n` elements. */
+  mul(out: Ptr, a: Ptr, b: Ptr, n: number): void;
+  /** `out = s * a` over `n` elements. */
+  scale(out: Ptr, a: Ptr, s: number, n: number): void;
+  /** `y += alpha * x` over `n` elements (gradient accumulation). */
+  axpy(y: Ptr, alpha: number, x: Ptr, n: number): void;
+  /** `y += a * b` over `n` elements (mul backward). */
+  mulAccumulate(y: Ptr, a: Ptr, b: Ptr, n: number): void;
+  /** `out[0] = sum(x[0..n))`, summed in fixed-size chunks in a fixed order (deterministic). */
+  sum(out: Ptr, x: Ptr, n: number): void;
+  /** `out[0] = sum(x[i]^2)`, same chunking as `sum`. */
+  sumSquares(out: Ptr, x: Ptr, n: number): void;
+
+  // ---- normalisation ------------------------------------------------------
+
+  /** LayerNorm over the last dim. inp, out (N,C); weight, bias (C) (bias may be 0); mean, rstd (N) saved for backward. */
+  layerNormForward(out: Ptr, mean: Ptr, rstd: Ptr, inp: Ptr, weight: Ptr, bias: Ptr, N: number, C: number, eps: number): void;
+  /** Accumulates into dinp (N,C), dweight (C), dbias (C) (dbias may be 0). */
+  layerNormBackward(dinp: Ptr, dweight: Ptr, dbias: Ptr, dout: Ptr, inp: Ptr, weight: Ptr, mean: Ptr, rstd: Ptr, N: number, C: number): void;
+  /** RMSNorm over the last dim: out = inp * rstd * weight, rstd = 1/sqrt(mean(inp^2)+eps). weight may be 0 (no affine). */
+  rmsNormForward(out: Ptr, rstd: Ptr, inp: Ptr, weight: Ptr, N: number, C: number, eps: number): void;
+  /** Accumulates into dinp (N,C) and dweight (C) (dweight 0 when weight was 0). */
+  rmsNormBackward(dinp: Ptr, dweight: Ptr, dout: Ptr, inp: Ptr, weight: Ptr, rstd: Ptr, N: number, C: number): void;
+
+  // ---- activations ----------------------------------------------------------
+
+  /** GELU, tanh approximation: 0.5x(1+tanh(sqrt(2/pi)(x+0.044715x^3))). */
+  geluForward(out: Ptr, inp: Ptr, n: number): void;
+  /** `dinp += gelu'(inp) * dout`. */
+  geluBackward(dinp: Ptr, inp: Ptr, dout: Ptr, n: number): void;
+  /** SiLU: x * sigmoid(x). */
+  siluForward(out: Ptr, inp: Ptr, n: number): void;
+  /** `dinp += silu'(inp) * dout`. */
+  siluBackward(dinp: Ptr, inp: Ptr, dout: Ptr, n: number): void;
+
+  // ---- attention ------------------------------------------------------------
+
+  /**
+   * Causal multi-head self-attention (llm.c layout).
+   * inp (B,T,3C) holds q,k,v side by side per token; out (B,T,C);
+   * preatt, att (B,NH,T,T) are saved for backward (entries above the diagonal are unspecified).
+   * Scores are scaled by 1/sqrt(C/NH).
+   */
+  attentionForward(out: Ptr, preatt: Ptr, att: Ptr, inp: Ptr, B: number, T: number, C: number, NH: number): void;
+  /** Accumulates into dinp (B,T,3C). dpreatt, datt (B,NH,T,T) are scratch, overwritten. */
+  attentionBackward(dinp: Ptr, dpreatt: Ptr, datt: Ptr, dout: Ptr, inp: Ptr, att: Ptr, B: number, T: number, C: number, NH: number): void;
+
+  // ---- embedding -----------------------------------------------------------
+
+  /** out (B,T,C) = wte[tokens[b,t]] + wpe[t]; tokens (B,T) indices; wte (V,C); wpe (maxT,C) or 0. */
+  embeddingForward(out: Ptr, tokens: Ptr, wte: Ptr, wpe: Ptr, B: number, T: number, C: number): void;
+  /** Scatter-add: dwte[tokens[b,t]] += dout[b,t]; dwpe[t] += dout[b,t] (dwpe may be 0). */
+  embeddingBackward(dwte: Ptr, dwpe: Ptr, dout: Ptr, tokens: Ptr, B: number, T: number, C: number): void;
+
+  // ---- loss -----------------------------------------------------------------
+
+  /**
+   * Fused softmax + cross-entropy. logits, probs (N,V); targets (N) indices;
+   * losses (N) per-row -log p[target]; probs saved for backward.
+   */
+  crossEntropyForward(losses: Ptr, probs: Ptr, logits: Ptr, targets: Ptr, N: number, V: number): void;
+  /** `dlogits += (probs - onehot(targets)) * dlosses[row]`, dlosses (N). */
+  crossEntropyBackward(dlogits: Ptr, probs: Ptr, targets: Ptr, dlosses: Ptr, N: number, V: number): void;
+
+  // ---- optimizer -----------------------------------------------------------
+
+  /**
+   * AdamW over flat arrays of n elements: params, grads, m, v.
+   * Decoupled weight decay (p -= lr*wd*p), bias correction with `step`.
+   * Gradients are multiplied by `gradScale[0]` first when gradScale != 0 (clipping, fused).
+   */
+  adamwStep(params: Ptr, grads: Ptr, m: Ptr, v: Ptr, n: number, hp: AdamWParams, gradScale: Ptr): void;
+  /**
+   * Global-norm clipping factor: reads sumsq[0] (a sum of squares written by sumSquares)
+   * and writes out[0] = min(1, maxNorm / (sqrt(sumsq[0]) + 1e-6)).
+   */
+  clipScale(out: Ptr, sumsq: Ptr, maxNorm: number): void;
+}
+
+/** Thrown by a backend for an argument it cannot honour (out of memory, bad pointer). */
+export class BackendError extends Error {
+  override name = 'BackendError';
+}
