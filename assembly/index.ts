@@ -1,3 +1,13 @@
 // Kernel module entry: every exported kernel takes byte offsets into the imported memory,
 // sizes, and a row (or chunk) range [r0, r1) so that a thread pool can split it.
 // Modules re-exported here, one per kernel family, forward and backward side by side.
+export * from './gemm';
+export * from './elementwise';
+export * from './norm';
+export * from './activation';
+export * from './attention';
+export * from './embedding';
+export * from './loss';
+export * from './optim';
+export * from './quant';
+export * from './ternary';
