@@ -1,0 +1,3 @@
+/** Data: tokenizers and the text dataset. */
+export * from './tokenizer.js';
+export * from './dataset.js';

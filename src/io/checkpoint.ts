@@ -1,0 +1,222 @@
+/**
+ * The checkpoint directory format and its crash-safe writer.
+ *
+ *   <dir>/model.safetensors      weights (names chosen by the caller, HF LLaMA/BitNet style)
+ *   <dir>/optimizer.safetensors  optimizer state (`<param>.exp_avg`, `<param>.exp_avg_sq`, ...)
+ *   <dir>/trainer.json           format + version, step, config, RNG state, scheduler, metrics,
+ *                                tokenizer, and the byte size of each tensor file
+ *
+ * `saveCheckpoint` builds the new checkpoint in `<dir>.tmp` (each file written atomically), then
+ * swaps it in: `<dir>` -> `<dir>.old`, `<dir>.tmp` -> `<dir>`, delete `<dir>.old`. A crash at any
+ * point leaves either the old or the new checkpoint complete: if it strikes between the two
+ * renames, `<dir>.old` is the intact previous one, which `loadCheckpoint` reads and the next save
+ * moves back (`recoverCheckpointDir`).
+ */
+
+import type { FileSystem } from '../runtime/fs.js';
+import { FileSystemError, joinPath } from '../runtime/fs.js';
+import type { RngState } from '../util/rng.js';
+import type { TokenizerJSON } from '../data/tokenizer.js';
+import { type SafetensorsTensor, decodeSafetensors, encodeSafetensors } from './safetensors.js';
+
+export const CHECKPOINT_FORMAT = 'bitnet-training-checkpoint';
+/** The trainer.json layout version this build writes and the newest it reads. */
+export const CHECKPOINT_FORMAT_VERSION = 1;
+export const MODEL_FILE = 'model.safetensors';
+export const OPTIMIZER_FILE = 'optimizer.safetensors';
+export const TRAINER_FILE = 'trainer.json';
+
+export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
+export type JsonObject = { [key: string]: JsonValue };
+export type TensorMapInput = Map<string, SafetensorsTensor> | Record<string, SafetensorsTensor>;
+
+/** Everything besides tensors that a resumed run needs, stored in trainer.json. */
+export interface TrainerState {
+  /** Optimizer steps completed. */
+  step: number;
+  /** Model and training configuration, as the trainer defines it. */
+  config: JsonObject;
+  /** The data/dropout Rng's state (`rng.state()`). */
+  rng: RngState;
+  /** LR scheduler state, if it has any. */
+  scheduler?: JsonObject;
+  /** This checkpoint's metric (e.g. val loss); drives `best/` in `CheckpointManager`. */
+  metric?: number | null;
+  /** Best metric seen so far in the run. */
+  bestMetric?: number | null;
+  tokenizer?: TokenizerJSON;
+  /** Anything else (early-stopping counters, wall time, ...). */
+  extra?: JsonObject;
+}
+
+/** What `saveCheckpoint` writes. */
+export interface CheckpointData {
+  model: TensorMapInput;
+  /** Optional: a weights-only export has none. */
+  optimizer?: TensorMapInput;
+  trainer: TrainerState;
+  /** String metadata for model.safetensors; `format: "pt"` is always set (transformers requires it). */
+  metadata?: Record<string, string>;
+}
+
+/** What `loadCheckpoint` returns. */
+export interface LoadedCheckpoint {
+  /** The directory actually read (`<dir>.old` if a save was interrupted mid-swap). */
+  dir: string;
+  formatVersion: number;
+  model: Map<string, SafetensorsTensor>;
+  modelMetadata?: Record<string, string>;
+  optimizer?: Map<string, SafetensorsTensor>;
+  trainer: TrainerState;
+}
+
+/** A checkpoint that cannot be saved or loaded; the message names the directory and the problem. */
+export class CheckpointError extends Error {
+  override readonly name = 'CheckpointError';
+}
+
+/** The files of a checkpoint, encoded: name -> bytes (trainer.json last). */
+export type EncodedCheckpoint = [name: string, bytes: Uint8Array][];
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+/** Encode the three files in memory (no I/O), so bad input fails before anything is written. */
+export function encodeCheckpoint(data: CheckpointData): EncodedCheckpoint {
+  const t = data.trainer;
+  if (!(Number.isSafeInteger(t.step) && t.step >= 0)) throw new CheckpointError(`saveCheckpoint: step must be a non-negative integer, got ${t.step}`);
+  if (!Array.isArray(t.rng) || t.rng.length !== 4 || !t.rng.every((w) => Number.isInteger(w) && w >= 0 && w < 4294967296)) {
+    throw new CheckpointError(`saveCheckpoint: rng must be the 4 u32 words of rng.state(), got ${JSON.stringify(t.rng)}`);
+  }
+  const files: EncodedCheckpoint = [];
+  files.push([MODEL_FILE, encodeSafetensors(data.model, { format: 'pt', ...data.metadata })]);
+  if (data.optimizer !== undefined) files.push([OPTIMIZER_FILE, encodeSafetensors(data.optimizer, { format: 'pt' })]);
+  const sizes: Record<string, { bytes: number }> = {};
+  for (const [name, bytes] of files) sizes[name] = { bytes: bytes.length };
+  const json = {
+    format: CHECKPOINT_FORMAT,
+    formatVersion: CHECKPOINT_FORMAT_VERSION,
+    files: sizes,
+    ...t,
+  };
+  files.push([TRAINER_FILE, new TextEncoder().encode(JSON.stringify(json, null, 2) + '\n')]);
+  return files;
+}
+
+/**
+ * Finish or undo a swap that a crash interrupted: `<dir>.old` without `<dir>` is moved back,
+ * `<dir>.old` beside a complete `<dir>` is deleted, a leftover `<dir>.tmp` is deleted.
+ */
+export async function recoverCheckpointDir(fs: FileSystem, dir: string): Promise<void> {
+  const old = `${dir}.old`;
+  if (await fs.exists(old)) {
+    if (await fs.exists(dir)) await fs.remove(old, { recursive: true });
+    else await fs.rename(old, dir);
+  }
+  await fs.remove(`${dir}.tmp`, { recursive: true, force: true });
+}
+
+/** Write already-encoded checkpoint files to `dir` with the crash-safe swap described above. */
+export async function writeCheckpointFiles(fs: FileSystem, dir: string, files: EncodedCheckpoint): Promise<void> {
+  await recoverCheckpointDir(fs, dir);
+  const tmp = `${dir}.tmp`;
+  await fs.mkdirp(tmp);
+  for (const [name, bytes] of files) await fs.writeFileAtomic(joinPath(tmp, name), bytes);
+  if (await fs.exists(dir)) {
+    const old = `${dir}.old`;
+    await fs.rename(dir, old);
+    await fs.rename(tmp, dir);
+    await fs.remove(old, { recursive: true });
+  } else {
+    await fs.rename(tmp, dir);
+  }
+}
+
+/**
+ * Save a checkpoint to `dir` (created with its parents), replacing an older one there only once
+ * the new one is complete. Never leaves a torn checkpoint, whatever point a crash strikes.
+ */
+export async function saveCheckpoint(fs: FileSystem, dir: string, data: CheckpointData): Promise<void> {
+  await writeCheckpointFiles(fs, dir, encodeCheckpoint(data));
+}
+
+async function readOrExplain(fs: FileSystem, dir: string, name: string): Promise<Uint8Array> {
+  try {
+    return await fs.readFile(joinPath(dir, name));
+  } catch (err) {
+    if (err instanceof FileSystemError && err.code === 'ENOENT') {
+      throw new CheckpointError(`checkpoint ${dir} is incomplete: ${name} is missing (copy the whole directory, or use another checkpoint)`);
+    }
+    throw err;
+  }
+}
+
+/** Parse and check trainer.json. */
+function parseTrainerJson(dir: string, bytes: Uint8Array): { formatVersion: number; files: Record<string, number>; trainer: TrainerState } {
+  const where = `checkpoint ${joinPath(dir, TRAINER_FILE)}`;
+  let json: unknown;
+  try {
+    json = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
+  } catch (err) {
+    throw new CheckpointError(`${where} is not valid JSON (${(err as Error).message})`);
+  }
+  if (!isObject(json)) throw new CheckpointError(`${where} must hold a JSON object`);
+  if (json.format !== CHECKPOINT_FORMAT) {
+    throw new CheckpointError(`${where} is not a bitnet-training checkpoint ("format" is ${JSON.stringify(json.format)}, expected "${CHECKPOINT_FORMAT}")`);
+  }
+  const v = json.formatVersion;
+  if (!Number.isInteger(v) || (v as number) < 1) throw new CheckpointError(`${where}: formatVersion ${JSON.stringify(v)} is not a valid version`);
+  if ((v as number) > CHECKPOINT_FORMAT_VERSION) {
+    throw new CheckpointError(`${where} was written by a newer bitnet-training (format version ${v}); this build reads up to version ${CHECKPOINT_FORMAT_VERSION} — upgrade the package`);
+  }
+  const step = json.step;
+  if (!(Number.isSafeInteger(step) && (step as number) >= 0)) throw new CheckpointError(`${where}: "step" must be a non-negative integer, got ${JSON.stringify(step)}`);
+  const rng = json.rng;
+  if (!Array.isArray(rng) || rng.length !== 4 || !rng.every((w) => Number.isInteger(w) && w >= 0 && w < 4294967296) || rng.every((w) => w === 0)) {
+    throw new CheckpointError(`${where}: "rng" must be 4 u32 words, not all zero, got ${JSON.stringify(rng)}`);
+  }
+  if (!isObject(json.config)) throw new CheckpointError(`${where}: "config" must be an object`);
+  if (!isObject(json.files) || !Object.values(json.files).every((f) => isObject(f) && Number.isSafeInteger(f.bytes))) {
+    throw new CheckpointError(`${where}: "files" must map each tensor file to { "bytes": N }`);
+  }
+  const files: Record<string, number> = {};
+  for (const [name, f] of Object.entries(json.files)) files[name] = (f as { bytes: number }).bytes;
+  if (!(MODEL_FILE in files)) throw new CheckpointError(`${where}: "files" does not list ${MODEL_FILE}`);
+  const { format: _f, formatVersion: _v, files: _files, ...rest } = json;
+  return { formatVersion: v as number, files, trainer: rest as unknown as TrainerState };
+}
+
+/**
+ * Load and validate the checkpoint in `dir`: missing files, format and version, JSON errors,
+ * file sizes against trainer.json, and every safetensors check. Errors name the file and the fix.
+ */
+export async function loadCheckpoint(fs: FileSystem, dir: string): Promise<LoadedCheckpoint> {
+  let readDir = dir;
+  if (!(await fs.exists(dir))) {
+    if (await fs.exists(joinPath(`${dir}.old`, TRAINER_FILE))) readDir = `${dir}.old`; // interrupted swap
+    else throw new CheckpointError(`checkpoint ${dir} not found (no such directory)`);
+  }
+  if (!(await fs.exists(joinPath(readDir, TRAINER_FILE)))) {
+    const runs = (await fs.stat(readDir)).isDirectory ? (await fs.list(readDir)).filter((n) => /^ckpt-\d+$/.test(n)) : [];
+    const hint = runs.length > 0
+      ? `; it looks like a run directory holding ${runs.join(', ')}: pass one of those`
+      : ' (incomplete, or not a checkpoint directory)';
+    throw new CheckpointError(`checkpoint ${dir} has no ${TRAINER_FILE}${hint}`);
+  }
+  const meta = parseTrainerJson(readDir, await fs.readFile(joinPath(readDir, TRAINER_FILE)));
+  const read = async (name: string) => {
+    const bytes = await readOrExplain(fs, readDir, name);
+    if (bytes.length !== meta.files[name]) {
+      throw new CheckpointError(
+        `checkpoint ${joinPath(readDir, name)} is ${bytes.length} bytes but ${TRAINER_FILE} recorded ${meta.files[name]} (file truncated or replaced)`,
+      );
+    }
+    return decodeSafetensors(bytes, { source: `checkpoint ${joinPath(readDir, name)}` });
+  };
+  const model = await read(MODEL_FILE);
+  const out: LoadedCheckpoint = { dir: readDir, formatVersion: meta.formatVersion, model: model.tensors, trainer: meta.trainer };
+  if (model.metadata) out.modelMetadata = model.metadata;
+  if (OPTIMIZER_FILE in meta.files) out.optimizer = (await read(OPTIMIZER_FILE)).tensors;
+  return out;
+}

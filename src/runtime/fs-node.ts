@@ -1,0 +1,187 @@
+/**
+ * The `FileSystem` over `node:fs/promises`, which Node, Deno 2 and Bun all provide. The module is
+ * imported lazily (a variable specifier, so bundlers for the browser do not try to resolve it);
+ * nothing here runs until `createNodeFileSystem()` is awaited.
+ */
+
+import type * as NodeFs from 'node:fs/promises';
+import {
+  type FileData,
+  type FileStat,
+  type FileSystem,
+  FileSystemError,
+  FS_CODE_TEXT,
+  dirname,
+  randomSuffix,
+  toBytes,
+} from './fs-types.js';
+
+type NodeFsModule = typeof NodeFs;
+
+const NODE_FS_SPECIFIER = 'node:fs/promises';
+
+/** Load node:fs/promises; throws a clear error in a host without it (a browser). */
+async function loadNodeFs(): Promise<NodeFsModule> {
+  try {
+    return (await import(/* @vite-ignore */ NODE_FS_SPECIFIER)) as NodeFsModule;
+  } catch (err) {
+    throw new Error(
+      `node file system: cannot import ${NODE_FS_SPECIFIER} in this runtime (${(err as Error).message}); ` +
+        'use MemoryFileSystem in a browser',
+    );
+  }
+}
+
+/** Wrap a node error as a FileSystemError with the operation, path and code. */
+function wrap(op: string, path: string, err: unknown): FileSystemError {
+  const e = err as { code?: unknown; message?: unknown };
+  const code = typeof e?.code === 'string' ? e.code : 'EIO';
+  const detail = FS_CODE_TEXT[code] ?? (typeof e?.message === 'string' ? e.message : undefined);
+  return new FileSystemError(op, path, code, detail);
+}
+
+/** The node:fs-backed `FileSystem` (also for Deno and Bun). */
+export class NodeFileSystem implements FileSystem {
+  readonly kind = 'node' as const;
+
+  /** Prefer `createNodeFileSystem()`, which loads the module for you. */
+  constructor(private readonly fs: NodeFsModule) {}
+
+  async readFile(path: string): Promise<Uint8Array> {
+    try {
+      const buf = await this.fs.readFile(path);
+      return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+    } catch (err) {
+      throw wrap('readFile', path, err);
+    }
+  }
+
+  async readText(path: string): Promise<string> {
+    return new TextDecoder().decode(await this.readFile(path));
+  }
+
+  async writeFile(path: string, data: FileData): Promise<void> {
+    try {
+      await this.fs.writeFile(path, toBytes(data));
+    } catch (err) {
+      throw wrap('writeFile', path, err);
+    }
+  }
+
+  async writeFileAtomic(path: string, data: FileData): Promise<void> {
+    const tmp = `${path}.tmp-${randomSuffix()}`;
+    let handle: NodeFs.FileHandle | undefined;
+    try {
+      handle = await this.fs.open(tmp, 'wx');
+      const bytes = toBytes(data);
+      let written = 0;
+      while (written < bytes.length) {
+        const { bytesWritten } = await handle.write(bytes, written, bytes.length - written);
+        written += bytesWritten;
+      }
+      await syncQuietly(handle);
+      await handle.close();
+      handle = undefined;
+      await this.fs.rename(tmp, path);
+    } catch (err) {
+      if (handle) await handle.close().catch(() => undefined);
+      await this.fs.rm(tmp, { force: true }).catch(() => undefined);
+      throw wrap('writeFileAtomic', path, err);
+    }
+    await this.syncDir(dirname(path));
+  }
+
+  async appendFile(path: string, data: FileData): Promise<void> {
+    try {
+      await this.fs.appendFile(path, toBytes(data));
+    } catch (err) {
+      throw wrap('appendFile', path, err);
+    }
+  }
+
+  async mkdirp(path: string): Promise<void> {
+    try {
+      await this.fs.mkdir(path, { recursive: true });
+    } catch (err) {
+      throw wrap('mkdirp', path, err);
+    }
+  }
+
+  async exists(path: string): Promise<boolean> {
+    try {
+      await this.fs.lstat(path);
+      return true;
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') return false;
+      throw wrap('exists', path, err);
+    }
+  }
+
+  async stat(path: string): Promise<FileStat> {
+    try {
+      const s = await this.fs.stat(path);
+      return { isDirectory: s.isDirectory(), isFile: s.isFile(), size: s.size };
+    } catch (err) {
+      throw wrap('stat', path, err);
+    }
+  }
+
+  async list(dir: string): Promise<string[]> {
+    try {
+      return (await this.fs.readdir(dir)).sort();
+    } catch (err) {
+      throw wrap('list', dir, err);
+    }
+  }
+
+  async remove(path: string, options: { recursive?: boolean; force?: boolean } = {}): Promise<void> {
+    try {
+      const s = await this.fs.lstat(path);
+      if (!s.isDirectory()) await this.fs.unlink(path);
+      else if (options.recursive) await this.fs.rm(path, { recursive: true, force: true });
+      else await this.fs.rmdir(path);
+    } catch (err) {
+      if (options.force && (err as { code?: string }).code === 'ENOENT') return;
+      throw wrap('remove', path, err);
+    }
+  }
+
+  async rename(from: string, to: string): Promise<void> {
+    try {
+      await this.fs.rename(from, to);
+    } catch (err) {
+      // Linux says ENOTEMPTY, some systems EEXIST, for a directory over a non-empty one.
+      const code = (err as { code?: string }).code;
+      if (code === 'EEXIST') throw new FileSystemError('rename', to, 'ENOTEMPTY', FS_CODE_TEXT.ENOTEMPTY);
+      throw wrap('rename', code === 'ENOENT' ? `${from} -> ${to}` : to, err);
+    }
+    await this.syncDir(dirname(to));
+  }
+
+  /** fsync a directory so a rename inside it survives a power loss (best effort: not on Windows). */
+  private async syncDir(dir: string): Promise<void> {
+    let handle: NodeFs.FileHandle | undefined;
+    try {
+      handle = await this.fs.open(dir, 'r');
+      await handle.sync();
+    } catch {
+      // Directories cannot be opened or synced on every host; the rename itself is still atomic.
+    } finally {
+      await handle?.close().catch(() => undefined);
+    }
+  }
+}
+
+async function syncQuietly(handle: NodeFs.FileHandle): Promise<void> {
+  try {
+    await handle.sync();
+  } catch {
+    // Some file systems (and some runtimes' node:fs shims) do not support fsync; still atomic.
+  }
+}
+
+/** Load node:fs/promises and return a `FileSystem` over it (Node, Deno, Bun). */
+export async function createNodeFileSystem(): Promise<NodeFileSystem> {
+  return new NodeFileSystem(await loadNodeFs());
+}
