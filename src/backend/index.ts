@@ -1,0 +1,54 @@
+/**
+ * Backend selection. `createBackend('wasm')` (the default) loads the AssemblyScript SIMD kernels;
+ * where WebAssembly SIMD is unavailable it warns once and returns the `js` backend instead.
+ */
+import type { Backend } from './backend.js';
+import { JsBackend } from './js/index.js';
+
+export { BackendError } from './backend.js';
+export type { AdamWParams, Backend, Floats, GemmLayout, Ptr } from './backend.js';
+export { JsBackend, type JsBackendOptions } from './js/index.js';
+export { WasmBackend, createWasmBackend, type WasmBackendOptions } from './wasm/index.js';
+
+/** Options accepted by {@link createBackend}; each backend reads the ones it knows. */
+export interface CreateBackendOptions {
+  /** Elements addressable from the start; `reserve` grows memory later. */
+  initialCapacity?: number;
+  /** js backend only: element type (default `'f32'`). */
+  dtype?: 'f32' | 'f64';
+}
+
+// (module (func (result v128) i32.const 0 i8x16.splat i8x16.popcnt)), as in wasm-feature-detect
+const SIMD_PROBE = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 10, 1, 8, 0, 65, 0, 253, 15, 253, 98, 11]);
+
+/** True when this runtime has WebAssembly with the SIMD (v128) proposal. */
+export function hasWasmSimd(): boolean {
+  try {
+    return typeof WebAssembly === 'object' && WebAssembly.validate(SIMD_PROBE);
+  } catch {
+    return false;
+  }
+}
+
+let warnedNoSimd = false;
+
+/**
+ * Create a backend by name.
+ *
+ * @example
+ * const be = await createBackend();          // wasm SIMD kernels (js fallback without SIMD)
+ * const oracle = await createBackend('js', { dtype: 'f64' });
+ */
+export async function createBackend(name: 'wasm' | 'js' = 'wasm', opts: CreateBackendOptions = {}): Promise<Backend> {
+  if (name === 'js') return new JsBackend({ dtype: opts.dtype, initialCapacity: opts.initialCapacity });
+  if (name !== 'wasm') throw new Error(`createBackend: unknown backend '${String(name)}' (expected 'wasm' or 'js')`);
+  if (!hasWasmSimd()) {
+    if (!warnedNoSimd) {
+      warnedNoSimd = true;
+      console.warn('bitnet-training: WebAssembly SIMD is not available in this runtime; using the (slower) js backend');
+    }
+    return new JsBackend({ initialCapacity: opts.initialCapacity });
+  }
+  const { createWasmBackend } = await import('./wasm/index.js');
+  return createWasmBackend({ initialCapacity: opts.initialCapacity });
+}

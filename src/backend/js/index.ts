@@ -1,0 +1,266 @@
+/**
+ * The `js` backend: every kernel as a plain TypeScript loop over one growable typed array.
+ * It is the test oracle for the wasm backend (with `dtype: 'f64'`) and the fallback where
+ * WebAssembly SIMD is missing (with the default `dtype: 'f32'`).
+ */
+import { BackendError, type AdamWParams, type Backend, type Floats, type GemmLayout, type Ptr } from '../backend.js';
+import * as check from '../checks.js';
+import * as act from './activation.js';
+import * as attn from './attention.js';
+import * as elt from './elementwise.js';
+import * as emb from './embedding.js';
+import { gemmReference } from './gemm.js';
+import * as loss from './loss.js';
+import * as norm from './norm.js';
+import * as optim from './optim.js';
+
+/** Options for {@link JsBackend}. */
+export interface JsBackendOptions {
+  /** Element type of the memory: `'f32'` (default, same storage as wasm) or `'f64'` (the oracle). */
+  dtype?: 'f32' | 'f64';
+  /** Elements addressable from the start (default 65536); `reserve` grows it. */
+  initialCapacity?: number;
+}
+
+/**
+ * Plain-loop implementation of {@link Backend}.
+ *
+ * @example
+ * const be = new JsBackend({ dtype: 'f64' });
+ * be.reserve(be.base + 8);
+ * be.write(be.base, [1, 2, 3, 4]);
+ * be.add(be.base + 4, be.base, be.base, 4); // elements base+4.. = 2, 4, 6, 8
+ */
+export class JsBackend implements Backend {
+  readonly name = 'js';
+  readonly dtype: 'f32' | 'f64';
+  readonly base: Ptr = 16;
+  private mem: Floats;
+  /** True once `dispose()` ran; every method then throws. */
+  disposed = false;
+
+  constructor(opts: JsBackendOptions = {}) {
+    this.dtype = opts.dtype ?? 'f32';
+    if (this.dtype !== 'f32' && this.dtype !== 'f64') throw new BackendError(`js backend: dtype must be 'f32' or 'f64', got ${String(this.dtype)}`);
+    const n = Math.max(this.base, opts.initialCapacity ?? 65536);
+    this.mem = this.dtype === 'f64' ? new Float64Array(n) : new Float32Array(n);
+  }
+
+  get capacity(): number {
+    return this.mem.length;
+  }
+
+  /** The live memory view (tests and same-backend helpers only; invalidated by `reserve`). */
+  get memory(): Floats {
+    return this.mem;
+  }
+
+  // ---- memory -------------------------------------------------------------
+
+  reserve(n: number): void {
+    check.checkAlive(this, 'reserve');
+    check.checkDim(this, 'reserve', 'n', n, true);
+    if (n <= this.mem.length) return;
+    // grow by at least half again, so a sequence of small reserves costs amortised O(n)
+    const size = Math.max(n, Math.floor(this.mem.length * 1.5));
+    let next: Floats;
+    try {
+      next = this.dtype === 'f64' ? new Float64Array(size) : new Float32Array(size);
+    } catch (e) {
+      throw new BackendError(`js backend reserve: cannot allocate ${size} ${this.dtype} elements (${(e as Error).message})`);
+    }
+    next.set(this.mem);
+    this.mem = next;
+  }
+
+  readSync(p: Ptr, n: number): Floats {
+    check.checkSpan(this, 'readSync', 'p', p, n, '(n)');
+    return this.mem.slice(p, p + n);
+  }
+
+  read(p: Ptr, n: number): Promise<Floats> {
+    try {
+      return Promise.resolve(this.readSync(p, n));
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  write(p: Ptr, data: ArrayLike<number>): void {
+    check.checkSpan(this, 'write', 'p', p, data.length, '(data.length)');
+    this.mem.set(data, p);
+  }
+
+  writeIndices(p: Ptr, data: Int32Array): void {
+    check.checkSpan(this, 'writeIndices', 'p', p, data.length, '(data.length)');
+    check.checkIndicesToWrite(this, data, this.dtype === 'f32');
+    this.mem.set(data, p);
+  }
+
+  readIndices(p: Ptr, n: number): Int32Array {
+    check.checkSpan(this, 'readIndices', 'p', p, n, '(n)');
+    return Int32Array.from(this.mem.subarray(p, p + n));
+  }
+
+  fill(p: Ptr, n: number, value: number): void {
+    check.checkSpan(this, 'fill', 'p', p, n, '(n)');
+    this.mem.fill(value, p, p + n);
+  }
+
+  copy(dst: Ptr, src: Ptr, n: number): void {
+    check.checkSpan(this, 'copy', 'src', src, n, '(n)');
+    check.checkSpan(this, 'copy', 'dst', dst, n, '(n)');
+    this.mem.copyWithin(dst, src, src + n);
+  }
+
+  dispose(): void {
+    this.disposed = true;
+    this.mem = new Float32Array(0);
+  }
+
+  // ---- matrix multiply ----------------------------------------------------
+
+  gemm(layout: GemmLayout, out: Ptr, a: Ptr, b: Ptr, M: number, N: number, K: number, accumulate: boolean): void {
+    check.checkGemm(this, layout, out, a, b, M, N, K);
+    gemmReference(layout, this.mem, out, a, b, M, N, K, accumulate);
+  }
+
+  addBias(out: Ptr, bias: Ptr, N: number, C: number): void {
+    check.checkBias(this, 'addBias', 'out', out, 'bias', bias, N, C);
+    elt.addBias(this.mem, out, bias, N, C);
+  }
+
+  biasBackward(dbias: Ptr, dout: Ptr, N: number, C: number): void {
+    check.checkBias(this, 'biasBackward', 'dout', dout, 'dbias', dbias, N, C);
+    elt.biasBackward(this.mem, dbias, dout, N, C);
+  }
+
+  // ---- elementwise and reductions -------------------------------------------
+
+  add(out: Ptr, a: Ptr, b: Ptr, n: number): void {
+    check.checkElementwise(this, 'add', n, 'out', out, 'a', a, 'b', b);
+    elt.add(this.mem, out, a, b, n);
+  }
+
+  mul(out: Ptr, a: Ptr, b: Ptr, n: number): void {
+    check.checkElementwise(this, 'mul', n, 'out', out, 'a', a, 'b', b);
+    elt.mul(this.mem, out, a, b, n);
+  }
+
+  scale(out: Ptr, a: Ptr, s: number, n: number): void {
+    check.checkElementwise(this, 'scale', n, 'out', out, 'a', a);
+    elt.scale(this.mem, out, a, s, n);
+  }
+
+  axpy(y: Ptr, alpha: number, x: Ptr, n: number): void {
+    check.checkElementwise(this, 'axpy', n, 'y', y, 'x', x);
+    elt.axpy(this.mem, y, alpha, x, n);
+  }
+
+  mulAccumulate(y: Ptr, a: Ptr, b: Ptr, n: number): void {
+    check.checkElementwise(this, 'mulAccumulate', n, 'y', y, 'a', a, 'b', b);
+    elt.mulAccumulate(this.mem, y, a, b, n);
+  }
+
+  sum(out: Ptr, x: Ptr, n: number): void {
+    check.checkReduction(this, 'sum', out, x, n);
+    elt.sum(this.mem, out, x, n);
+  }
+
+  sumSquares(out: Ptr, x: Ptr, n: number): void {
+    check.checkReduction(this, 'sumSquares', out, x, n);
+    elt.sumSquares(this.mem, out, x, n);
+  }
+
+  // ---- normalisation ------------------------------------------------------
+
+  layerNormForward(out: Ptr, mean: Ptr, rstd: Ptr, inp: Ptr, weight: Ptr, bias: Ptr, N: number, C: number, eps: number): void {
+    check.checkLayerNormForward(this, out, mean, rstd, inp, weight, bias, N, C);
+    norm.layerNormForward(this.mem, out, mean, rstd, inp, weight, bias, N, C, eps);
+  }
+
+  layerNormBackward(dinp: Ptr, dweight: Ptr, dbias: Ptr, dout: Ptr, inp: Ptr, weight: Ptr, mean: Ptr, rstd: Ptr, N: number, C: number): void {
+    check.checkLayerNormBackward(this, dinp, dweight, dbias, dout, inp, weight, mean, rstd, N, C);
+    norm.layerNormBackward(this.mem, dinp, dweight, dbias, dout, inp, weight, mean, rstd, N, C);
+  }
+
+  rmsNormForward(out: Ptr, rstd: Ptr, inp: Ptr, weight: Ptr, N: number, C: number, eps: number): void {
+    check.checkRmsNormForward(this, out, rstd, inp, weight, N, C);
+    norm.rmsNormForward(this.mem, out, rstd, inp, weight, N, C, eps);
+  }
+
+  rmsNormBackward(dinp: Ptr, dweight: Ptr, dout: Ptr, inp: Ptr, weight: Ptr, rstd: Ptr, N: number, C: number): void {
+    check.checkRmsNormBackward(this, dinp, dweight, dout, inp, weight, rstd, N, C);
+    norm.rmsNormBackward(this.mem, dinp, dweight, dout, inp, weight, rstd, N, C);
+  }
+
+  // ---- activations ----------------------------------------------------------
+
+  geluForward(out: Ptr, inp: Ptr, n: number): void {
+    check.checkElementwise(this, 'geluForward', n, 'out', out, 'inp', inp);
+    act.geluForward(this.mem, out, inp, n);
+  }
+
+  geluBackward(dinp: Ptr, inp: Ptr, dout: Ptr, n: number): void {
+    check.checkElementwise(this, 'geluBackward', n, 'dinp', dinp, 'inp', inp, 'dout', dout);
+    act.geluBackward(this.mem, dinp, inp, dout, n);
+  }
+
+  siluForward(out: Ptr, inp: Ptr, n: number): void {
+    check.checkElementwise(this, 'siluForward', n, 'out', out, 'inp', inp);
+    act.siluForward(this.mem, out, inp, n);
+  }
+
+  siluBackward(dinp: Ptr, inp: Ptr, dout: Ptr, n: number): void {
+    check.checkElementwise(this, 'siluBackward', n, 'dinp', dinp, 'inp', inp, 'dout', dout);
+    act.siluBackward(this.mem, dinp, inp, dout, n);
+  }
+
+  // ---- attention ------------------------------------------------------------
+
+  attentionForward(out: Ptr, preatt: Ptr, att: Ptr, inp: Ptr, B: number, T: number, C: number, NH: number): void {
+    check.checkAttentionForward(this, out, preatt, att, inp, B, T, C, NH);
+    attn.attentionForward(this.mem, out, preatt, att, inp, B, T, C, NH);
+  }
+
+  attentionBackward(dinp: Ptr, dpreatt: Ptr, datt: Ptr, dout: Ptr, inp: Ptr, att: Ptr, B: number, T: number, C: number, NH: number): void {
+    check.checkAttentionBackward(this, dinp, dpreatt, datt, dout, inp, att, B, T, C, NH);
+    attn.attentionBackward(this.mem, dinp, dpreatt, datt, dout, inp, att, B, T, C, NH);
+  }
+
+  // ---- embedding -----------------------------------------------------------
+
+  embeddingForward(out: Ptr, tokens: Ptr, wte: Ptr, wpe: Ptr, B: number, T: number, C: number): void {
+    check.checkEmbedding(this, 'embeddingForward', this.mem, 'out', out, tokens, 'wte', wte, 'wpe', wpe, B, T, C);
+    emb.embeddingForward(this.mem, out, tokens, wte, wpe, B, T, C);
+  }
+
+  embeddingBackward(dwte: Ptr, dwpe: Ptr, dout: Ptr, tokens: Ptr, B: number, T: number, C: number): void {
+    check.checkEmbedding(this, 'embeddingBackward', this.mem, 'dout', dout, tokens, 'dwte', dwte, 'dwpe', dwpe, B, T, C);
+    emb.embeddingBackward(this.mem, dwte, dwpe, dout, tokens, B, T, C);
+  }
+
+  // ---- loss -----------------------------------------------------------------
+
+  crossEntropyForward(losses: Ptr, probs: Ptr, logits: Ptr, targets: Ptr, N: number, V: number): void {
+    check.checkCrossEntropy(this, 'crossEntropyForward', this.mem, 'probs', probs, 'logits', logits, 'losses', losses, targets, N, V);
+    loss.crossEntropyForward(this.mem, losses, probs, logits, targets, N, V);
+  }
+
+  crossEntropyBackward(dlogits: Ptr, probs: Ptr, targets: Ptr, dlosses: Ptr, N: number, V: number): void {
+    check.checkCrossEntropy(this, 'crossEntropyBackward', this.mem, 'dlogits', dlogits, 'probs', probs, 'dlosses', dlosses, targets, N, V);
+    loss.crossEntropyBackward(this.mem, dlogits, probs, targets, dlosses, N, V);
+  }
+
+  // ---- optimizer -----------------------------------------------------------
+
+  adamwStep(params: Ptr, grads: Ptr, m: Ptr, v: Ptr, n: number, hp: AdamWParams, gradScale: Ptr): void {
+    check.checkAdamW(this, params, grads, m, v, n, hp.step, gradScale);
+    optim.adamwStep(this.mem, params, grads, m, v, n, hp, gradScale);
+  }
+
+  clipScale(out: Ptr, sumsq: Ptr, maxNorm: number): void {
+    check.checkClipScale(this, out, sumsq);
+    optim.clipScale(this.mem, out, sumsq, maxNorm);
+  }
+}

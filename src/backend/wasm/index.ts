@@ -1,0 +1,341 @@
+/**
+ * The `wasm` backend: the AssemblyScript SIMD kernels (assembly/) over one `WebAssembly.Memory`.
+ * Elements are f32; pointers are element offsets, converted to byte offsets at the call.
+ * Every kernel call goes through `run`, which gives the kernel its range of output rows; a
+ * thread pool (later) splits that range, and the kernels make any split give the same bits.
+ */
+import { BackendError, type AdamWParams, type Backend, type Floats, type GemmLayout, type Ptr } from '../backend.js';
+import * as check from '../checks.js';
+import { kernelsWasmBytes } from '../../runtime/wasm-bytes.js';
+import { kernelExports, kernelImports, type KernelExports, type KernelName } from './kernels.js';
+
+/** Options for {@link createWasmBackend}. */
+export interface WasmBackendOptions {
+  /** Elements addressable from the start (default 65536); `reserve` grows memory. */
+  initialCapacity?: number;
+  /**
+   * Internal, for tests: run every kernel as this many consecutive calls over parts of its
+   * range (default 1), to check that results do not depend on how a thread pool splits work.
+   */
+  splits?: number;
+}
+
+const PAGE_BYTES = 65536;
+const MAX_PAGES = 65536; // wasm32: 4 GiB
+/** f64 partial sums that fit in the scratch area; longer reductions run in several passes. */
+const SCRATCH_CHUNKS = 1024;
+
+/**
+ * The WebAssembly SIMD backend. Create it with {@link createWasmBackend} (or `WasmBackend.createSync()`
+ * where synchronous compilation is allowed: Node, Deno, Bun, workers).
+ *
+ * @example
+ * const be = await createWasmBackend();
+ * be.reserve(be.base + 8);
+ * be.write(be.base, [1, 2, 3, 4]);
+ * be.add(be.base + 4, be.base, be.base, 4);
+ */
+export class WasmBackend implements Backend {
+  readonly name = 'wasm';
+  readonly dtype = 'f32' as const;
+  readonly base: Ptr;
+  private f32: Float32Array;
+  private partials: Float64Array;
+  private readonly k: KernelExports;
+  private readonly scratchByte: number;
+  private readonly splits: number;
+  /** True once `dispose()` ran; every method then throws. */
+  disposed = false;
+
+  private constructor(
+    /** The compiled kernel module (a thread pool instantiates it in each worker). */
+    readonly module: WebAssembly.Module,
+    instance: WebAssembly.Instance,
+    /** The memory every kernel addresses. */
+    readonly memory: WebAssembly.Memory,
+    opts: WasmBackendOptions,
+  ) {
+    this.k = kernelExports(instance);
+    this.splits = Math.max(1, Math.floor(opts.splits ?? 1));
+    // [0, heap_base) is the module's static data; then the reduction scratch; then user memory
+    this.scratchByte = Math.ceil(this.k.heapBase / 64) * 64;
+    this.base = Math.ceil((this.scratchByte + SCRATCH_CHUNKS * 8) / 64) * 16;
+    this.f32 = new Float32Array(memory.buffer);
+    this.partials = new Float64Array(memory.buffer, this.scratchByte, SCRATCH_CHUNKS);
+    this.reserve(Math.max(this.base + 16, opts.initialCapacity ?? 65536));
+  }
+
+  /** Compile and instantiate synchronously (not allowed for large modules on a browser's main thread). */
+  static createSync(opts: WasmBackendOptions = {}): WasmBackend {
+    const module = new WebAssembly.Module(kernelsWasmBytes() as BufferSource);
+    const memory = new WebAssembly.Memory({ initial: 1, maximum: MAX_PAGES });
+    return new WasmBackend(module, new WebAssembly.Instance(module, kernelImports(module, memory)), memory, opts);
+  }
+
+  /** @internal Used by {@link createWasmBackend}. */
+  static async create(opts: WasmBackendOptions = {}): Promise<WasmBackend> {
+    const module = await WebAssembly.compile(kernelsWasmBytes() as BufferSource);
+    const memory = new WebAssembly.Memory({ initial: 1, maximum: MAX_PAGES });
+    const instance = await WebAssembly.instantiate(module, kernelImports(module, memory));
+    return new WasmBackend(module, instance, memory, opts);
+  }
+
+  get capacity(): number {
+    return this.f32.length;
+  }
+
+  // ---- dispatch ---------------------------------------------------------------
+
+  /** Run `kernel(...args, r0, r1)` over rows `[0, rows)`: the one place a thread pool will split. */
+  private run(kernel: KernelName, rows: number, args: number[]): void {
+    const fn = this.k.kernels[kernel];
+    const parts = Math.min(this.splits, rows);
+    if (parts <= 1) {
+      fn(...args, 0, rows);
+      return;
+    }
+    for (let s = 0; s < parts; s++) {
+      const r0 = Math.floor((rows * s) / parts);
+      const r1 = Math.floor((rows * (s + 1)) / parts);
+      if (r0 < r1) fn(...args, r0, r1);
+    }
+  }
+
+  // ---- memory -------------------------------------------------------------
+
+  reserve(n: number): void {
+    check.checkAlive(this, 'reserve');
+    check.checkDim(this, 'reserve', 'n', n, true);
+    if (n <= this.f32.length) return;
+    const pages = this.memory.buffer.byteLength / PAGE_BYTES;
+    const needed = Math.ceil((n * 4) / PAGE_BYTES);
+    if (needed > MAX_PAGES) throw new BackendError(`wasm backend reserve: ${n} f32 elements need ${n * 4} bytes, more than the 4 GiB a wasm32 memory can hold`);
+    // grow by at least half again, so a sequence of small reserves costs amortised O(n)
+    const target = Math.min(MAX_PAGES, Math.max(needed, Math.ceil(pages * 1.5)));
+    try {
+      this.memory.grow(target - pages);
+    } catch {
+      try {
+        this.memory.grow(needed - pages);
+      } catch (e) {
+        throw new BackendError(`wasm backend reserve: cannot grow memory to ${needed * PAGE_BYTES} bytes (${(e as Error).message})`);
+      }
+    }
+    this.f32 = new Float32Array(this.memory.buffer);
+    this.partials = new Float64Array(this.memory.buffer, this.scratchByte, SCRATCH_CHUNKS);
+  }
+
+  readSync(p: Ptr, n: number): Floats {
+    check.checkSpan(this, 'readSync', 'p', p, n, '(n)');
+    return this.f32.slice(p, p + n);
+  }
+
+  read(p: Ptr, n: number): Promise<Floats> {
+    try {
+      return Promise.resolve(this.readSync(p, n));
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  write(p: Ptr, data: ArrayLike<number>): void {
+    check.checkSpan(this, 'write', 'p', p, data.length, '(data.length)');
+    this.f32.set(data, p);
+  }
+
+  writeIndices(p: Ptr, data: Int32Array): void {
+    check.checkSpan(this, 'writeIndices', 'p', p, data.length, '(data.length)');
+    check.checkIndicesToWrite(this, data, true);
+    this.f32.set(data, p);
+  }
+
+  readIndices(p: Ptr, n: number): Int32Array {
+    check.checkSpan(this, 'readIndices', 'p', p, n, '(n)');
+    return Int32Array.from(this.f32.subarray(p, p + n));
+  }
+
+  fill(p: Ptr, n: number, value: number): void {
+    check.checkSpan(this, 'fill', 'p', p, n, '(n)');
+    this.f32.fill(value, p, p + n);
+  }
+
+  copy(dst: Ptr, src: Ptr, n: number): void {
+    check.checkSpan(this, 'copy', 'src', src, n, '(n)');
+    check.checkSpan(this, 'copy', 'dst', dst, n, '(n)');
+    this.f32.copyWithin(dst, src, src + n);
+  }
+
+  dispose(): void {
+    this.disposed = true;
+    this.f32 = new Float32Array(0);
+  }
+
+  // ---- matrix multiply ----------------------------------------------------
+
+  gemm(layout: GemmLayout, out: Ptr, a: Ptr, b: Ptr, M: number, N: number, K: number, accumulate: boolean): void {
+    check.checkGemm(this, layout, out, a, b, M, N, K);
+    this.run(`gemm_${layout}`, M, [out * 4, a * 4, b * 4, M, N, K, accumulate ? 1 : 0]);
+  }
+
+  addBias(out: Ptr, bias: Ptr, N: number, C: number): void {
+    check.checkBias(this, 'addBias', 'out', out, 'bias', bias, N, C);
+    this.run('add_bias', N, [out * 4, bias * 4, N, C]);
+  }
+
+  biasBackward(dbias: Ptr, dout: Ptr, N: number, C: number): void {
+    check.checkBias(this, 'biasBackward', 'dout', dout, 'dbias', dbias, N, C);
+    this.run('bias_backward', C, [dbias * 4, dout * 4, N, C]);
+  }
+
+  // ---- elementwise and reductions -------------------------------------------
+
+  add(out: Ptr, a: Ptr, b: Ptr, n: number): void {
+    check.checkElementwise(this, 'add', n, 'out', out, 'a', a, 'b', b);
+    this.run('add_f32', n, [out * 4, a * 4, b * 4]);
+  }
+
+  mul(out: Ptr, a: Ptr, b: Ptr, n: number): void {
+    check.checkElementwise(this, 'mul', n, 'out', out, 'a', a, 'b', b);
+    this.run('mul_f32', n, [out * 4, a * 4, b * 4]);
+  }
+
+  scale(out: Ptr, a: Ptr, s: number, n: number): void {
+    check.checkElementwise(this, 'scale', n, 'out', out, 'a', a);
+    this.run('scale_f32', n, [out * 4, a * 4, s]);
+  }
+
+  axpy(y: Ptr, alpha: number, x: Ptr, n: number): void {
+    check.checkElementwise(this, 'axpy', n, 'y', y, 'x', x);
+    this.run('axpy_f32', n, [y * 4, alpha, x * 4]);
+  }
+
+  mulAccumulate(y: Ptr, a: Ptr, b: Ptr, n: number): void {
+    check.checkElementwise(this, 'mulAccumulate', n, 'y', y, 'a', a, 'b', b);
+    this.run('mul_accumulate_f32', n, [y * 4, a * 4, b * 4]);
+  }
+
+  sum(out: Ptr, x: Ptr, n: number): void {
+    check.checkReduction(this, 'sum', out, x, n);
+    this.reduce('sum_chunks', out, x, n);
+  }
+
+  sumSquares(out: Ptr, x: Ptr, n: number): void {
+    check.checkReduction(this, 'sumSquares', out, x, n);
+    this.reduce('sum_squares_chunks', out, x, n);
+  }
+
+  /** Chunk partial sums (f64) in the scratch area, added in chunk order here: the same total for any split. */
+  private reduce(chunks: 'sum_chunks' | 'sum_squares_chunks', out: Ptr, x: Ptr, n: number): void {
+    const chunk = this.k.sumChunk;
+    let total = 0;
+    for (let start = 0; start < n; start += SCRATCH_CHUNKS * chunk) {
+      const len = Math.min(n - start, SCRATCH_CHUNKS * chunk);
+      const count = Math.ceil(len / chunk);
+      this.run(chunks, count, [this.scratchByte, (x + start) * 4, len]);
+      for (let c = 0; c < count; c++) total += this.partials[c];
+    }
+    this.f32[out] = total;
+  }
+
+  // ---- normalisation ------------------------------------------------------
+
+  layerNormForward(out: Ptr, mean: Ptr, rstd: Ptr, inp: Ptr, weight: Ptr, bias: Ptr, N: number, C: number, eps: number): void {
+    check.checkLayerNormForward(this, out, mean, rstd, inp, weight, bias, N, C);
+    this.run('layernorm_forward', N, [out * 4, mean * 4, rstd * 4, inp * 4, weight * 4, bias * 4, N, C, eps]);
+  }
+
+  layerNormBackward(dinp: Ptr, dweight: Ptr, dbias: Ptr, dout: Ptr, inp: Ptr, weight: Ptr, mean: Ptr, rstd: Ptr, N: number, C: number): void {
+    check.checkLayerNormBackward(this, dinp, dweight, dbias, dout, inp, weight, mean, rstd, N, C);
+    this.run('layernorm_backward_dinp', N, [dinp * 4, dout * 4, inp * 4, weight * 4, mean * 4, rstd * 4, N, C]);
+    this.run('layernorm_backward_dparams', C, [dweight * 4, dbias * 4, dout * 4, inp * 4, mean * 4, rstd * 4, N, C]);
+  }
+
+  rmsNormForward(out: Ptr, rstd: Ptr, inp: Ptr, weight: Ptr, N: number, C: number, eps: number): void {
+    check.checkRmsNormForward(this, out, rstd, inp, weight, N, C);
+    this.run('rmsnorm_forward', N, [out * 4, rstd * 4, inp * 4, weight * 4, N, C, eps]);
+  }
+
+  rmsNormBackward(dinp: Ptr, dweight: Ptr, dout: Ptr, inp: Ptr, weight: Ptr, rstd: Ptr, N: number, C: number): void {
+    check.checkRmsNormBackward(this, dinp, dweight, dout, inp, weight, rstd, N, C);
+    this.run('rmsnorm_backward_dinp', N, [dinp * 4, dout * 4, inp * 4, weight * 4, rstd * 4, N, C]);
+    if (dweight) this.run('rmsnorm_backward_dweight', C, [dweight * 4, dout * 4, inp * 4, rstd * 4, N, C]);
+  }
+
+  // ---- activations ----------------------------------------------------------
+
+  geluForward(out: Ptr, inp: Ptr, n: number): void {
+    check.checkElementwise(this, 'geluForward', n, 'out', out, 'inp', inp);
+    this.run('gelu_forward', n, [out * 4, inp * 4]);
+  }
+
+  geluBackward(dinp: Ptr, inp: Ptr, dout: Ptr, n: number): void {
+    check.checkElementwise(this, 'geluBackward', n, 'dinp', dinp, 'inp', inp, 'dout', dout);
+    this.run('gelu_backward', n, [dinp * 4, inp * 4, dout * 4]);
+  }
+
+  siluForward(out: Ptr, inp: Ptr, n: number): void {
+    check.checkElementwise(this, 'siluForward', n, 'out', out, 'inp', inp);
+    this.run('silu_forward', n, [out * 4, inp * 4]);
+  }
+
+  siluBackward(dinp: Ptr, inp: Ptr, dout: Ptr, n: number): void {
+    check.checkElementwise(this, 'siluBackward', n, 'dinp', dinp, 'inp', inp, 'dout', dout);
+    this.run('silu_backward', n, [dinp * 4, inp * 4, dout * 4]);
+  }
+
+  // ---- attention ------------------------------------------------------------
+
+  attentionForward(out: Ptr, preatt: Ptr, att: Ptr, inp: Ptr, B: number, T: number, C: number, NH: number): void {
+    check.checkAttentionForward(this, out, preatt, att, inp, B, T, C, NH);
+    this.run('attention_forward', B * NH * T, [out * 4, preatt * 4, att * 4, inp * 4, B, T, C, NH]);
+  }
+
+  attentionBackward(dinp: Ptr, dpreatt: Ptr, datt: Ptr, dout: Ptr, inp: Ptr, att: Ptr, B: number, T: number, C: number, NH: number): void {
+    check.checkAttentionBackward(this, dinp, dpreatt, datt, dout, inp, att, B, T, C, NH);
+    this.run('attention_backward', B * NH, [dinp * 4, dpreatt * 4, datt * 4, dout * 4, inp * 4, att * 4, B, T, C, NH]);
+  }
+
+  // ---- embedding -----------------------------------------------------------
+
+  embeddingForward(out: Ptr, tokens: Ptr, wte: Ptr, wpe: Ptr, B: number, T: number, C: number): void {
+    check.checkEmbedding(this, 'embeddingForward', this.f32, 'out', out, tokens, 'wte', wte, 'wpe', wpe, B, T, C);
+    this.run('embedding_forward', B * T, [out * 4, tokens * 4, wte * 4, wpe * 4, B, T, C]);
+  }
+
+  embeddingBackward(dwte: Ptr, dwpe: Ptr, dout: Ptr, tokens: Ptr, B: number, T: number, C: number): void {
+    check.checkEmbedding(this, 'embeddingBackward', this.f32, 'dout', dout, tokens, 'dwte', dwte, 'dwpe', dwpe, B, T, C);
+    this.run('embedding_backward', C, [dwte * 4, dwpe * 4, dout * 4, tokens * 4, B, T, C]);
+  }
+
+  // ---- loss -----------------------------------------------------------------
+
+  crossEntropyForward(losses: Ptr, probs: Ptr, logits: Ptr, targets: Ptr, N: number, V: number): void {
+    check.checkCrossEntropy(this, 'crossEntropyForward', this.f32, 'probs', probs, 'logits', logits, 'losses', losses, targets, N, V);
+    this.run('crossentropy_forward', N, [losses * 4, probs * 4, logits * 4, targets * 4, N, V]);
+  }
+
+  crossEntropyBackward(dlogits: Ptr, probs: Ptr, targets: Ptr, dlosses: Ptr, N: number, V: number): void {
+    check.checkCrossEntropy(this, 'crossEntropyBackward', this.f32, 'dlogits', dlogits, 'probs', probs, 'dlosses', dlosses, targets, N, V);
+    this.run('crossentropy_backward', N, [dlogits * 4, probs * 4, targets * 4, dlosses * 4, N, V]);
+  }
+
+  // ---- optimizer -----------------------------------------------------------
+
+  adamwStep(params: Ptr, grads: Ptr, m: Ptr, v: Ptr, n: number, hp: AdamWParams, gradScale: Ptr): void {
+    check.checkAdamW(this, params, grads, m, v, n, hp.step, gradScale);
+    this.run('adamw_step', n, [params * 4, grads * 4, m * 4, v * 4, hp.lr, hp.beta1, hp.beta2, hp.eps, hp.weightDecay, hp.step, gradScale * 4]);
+  }
+
+  clipScale(out: Ptr, sumsq: Ptr, maxNorm: number): void {
+    check.checkClipScale(this, out, sumsq);
+    this.run('clip_scale', 1, [out * 4, sumsq * 4, maxNorm]);
+  }
+}
+
+/**
+ * Compile the embedded kernels and create a wasm backend (asynchronous compilation works on a
+ * browser's main thread too).
+ */
+export function createWasmBackend(opts: WasmBackendOptions = {}): Promise<WasmBackend> {
+  return WasmBackend.create(opts);
+}
