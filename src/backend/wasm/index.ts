@@ -6,8 +6,10 @@
  */
 import { BackendError, type AdamWParams, type Backend, type Floats, type GemmLayout, type Ptr } from '../backend.js';
 import * as check from '../checks.js';
-import { kernelsWasmBytes } from '../../runtime/wasm-bytes.js';
-import { kernelExports, kernelImports, type KernelExports, type KernelName } from './kernels.js';
+import { kernelsMtWasmBytes, kernelsWasmBytes } from '../../runtime/wasm-bytes.js';
+import { ThreadPool, POOL_CONTROL_BYTES } from '../../runtime/pool.js';
+import { resolveThreads } from '../../runtime/threads.js';
+import { KERNEL_NAMES, kernelExports, kernelImports, type KernelExports, type KernelName } from './kernels.js';
 
 /** Options for {@link createWasmBackend}. */
 export interface WasmBackendOptions {
@@ -18,12 +20,26 @@ export interface WasmBackendOptions {
    * range (default 1), to check that results do not depend on how a thread pool splits work.
    */
   splits?: number;
+  /**
+   * Threads that run the kernels (default 1): the calling thread plus `threads - 1` workers on
+   * one shared memory. Results are bit-identical for every count. Needs `SharedArrayBuffer`
+   * (a cross-origin-isolated page in a browser); without it the backend runs single-threaded
+   * and warns once.
+   */
+  threads?: number;
+  /** Largest memory a threaded backend may grow to, in bytes (default 2 GiB; shared memories reserve it up front). */
+  maxSharedBytes?: number;
 }
 
 const PAGE_BYTES = 65536;
 const MAX_PAGES = 65536; // wasm32: 4 GiB
 /** f64 partial sums that fit in the scratch area; longer reductions run in several passes. */
 const SCRATCH_CHUNKS = 1024;
+/** Scalar operations below which a kernel runs on the calling thread alone (waking workers costs ~10 us). */
+const MIN_PARALLEL_WORK = 1 << 15;
+/** Thread shares start at multiples of this many rows (SIMD width, GEMM register blocks). */
+const SPLIT_ALIGN = 8;
+const KERNEL_IDS = new Map<string, number>(KERNEL_NAMES.map((name, i) => [name, i]));
 
 /**
  * The WebAssembly SIMD backend. Create it with {@link createWasmBackend} (or `WasmBackend.createSync()`
@@ -44,6 +60,10 @@ export class WasmBackend implements Backend {
   private readonly k: KernelExports;
   private readonly scratchByte: number;
   private readonly splits: number;
+  private pool: ThreadPool | null = null;
+  private ranges: Int32Array;
+  /** Byte offset of the thread pool's control block (inside the reserved `[0, base)`). */
+  readonly controlByte: number;
   /** True once `dispose()` ran; every method then throws. */
   disposed = false;
 
@@ -59,7 +79,9 @@ export class WasmBackend implements Backend {
     this.splits = Math.max(1, Math.floor(opts.splits ?? 1));
     // [0, heap_base) is the module's static data; then the reduction scratch; then user memory
     this.scratchByte = Math.ceil(this.k.heapBase / 64) * 64;
-    this.base = Math.ceil((this.scratchByte + SCRATCH_CHUNKS * 8) / 64) * 16;
+    this.controlByte = this.scratchByte + SCRATCH_CHUNKS * 8;
+    this.base = Math.ceil((this.controlByte + POOL_CONTROL_BYTES) / 64) * 16;
+    this.ranges = new Int32Array(2);
     this.f32 = new Float32Array(memory.buffer);
     this.partials = new Float64Array(memory.buffer, this.scratchByte, SCRATCH_CHUNKS);
     this.reserve(Math.max(this.base + 16, opts.initialCapacity ?? 65536));
@@ -74,10 +96,30 @@ export class WasmBackend implements Backend {
 
   /** @internal Used by {@link createWasmBackend}. */
   static async create(opts: WasmBackendOptions = {}): Promise<WasmBackend> {
+    const threads = await resolveThreads(opts.threads ?? 1, 'wasm backend');
+    if (threads > 1) return WasmBackend.createThreaded(opts, threads);
     const module = await WebAssembly.compile(kernelsWasmBytes() as BufferSource);
     const memory = new WebAssembly.Memory({ initial: 1, maximum: MAX_PAGES });
     const instance = await WebAssembly.instantiate(module, kernelImports(module, memory));
     return new WasmBackend(module, instance, memory, opts);
+  }
+
+  /** The shared-memory build on a shared memory, with `threads - 1` workers. */
+  private static async createThreaded(opts: WasmBackendOptions, threads: number): Promise<WasmBackend> {
+    const bytes = kernelsMtWasmBytes();
+    if (!bytes) throw new BackendError('wasm backend: threads > 1 needs build/kernels-mt.wasm (run npm run build:wasm)');
+    const module = await WebAssembly.compile(bytes as BufferSource);
+    const maxPages = Math.min(MAX_PAGES, Math.ceil((opts.maxSharedBytes ?? 2 ** 31) / PAGE_BYTES));
+    const memory = new WebAssembly.Memory({ initial: 1, maximum: maxPages, shared: true });
+    const instance = await WebAssembly.instantiate(module, kernelImports(module, memory));
+    const backend = new WasmBackend(module, instance, memory, opts);
+    backend.pool = await ThreadPool.create({ threads, module, memory, control: backend.controlByte, kernels: [...KERNEL_NAMES] });
+    return backend;
+  }
+
+  /** Threads this backend runs kernels on (1 without a pool). */
+  get threads(): number {
+    return this.pool?.threads ?? 1;
   }
 
   get capacity(): number {
@@ -86,9 +128,17 @@ export class WasmBackend implements Backend {
 
   // ---- dispatch ---------------------------------------------------------------
 
-  /** Run `kernel(...args, r0, r1)` over rows `[0, rows)`: the one place a thread pool will split. */
-  private run(kernel: KernelName, rows: number, args: number[]): void {
+  /**
+   * Run `kernel(...args, r0, r1)` over rows `[0, rows)`: the one place work is split. With a
+   * thread pool, rows go to threads in contiguous shares when the kernel does at least
+   * `MIN_PARALLEL_WORK` scalar operations (`work`); the kernels give the same bits for any split.
+   */
+  private run(kernel: KernelName, rows: number, args: number[], work = rows): void {
     const fn = this.k.kernels[kernel];
+    if (this.pool && rows > 1 && work >= MIN_PARALLEL_WORK) {
+      this.runThreaded(kernel, fn, rows, args);
+      return;
+    }
     const parts = Math.min(this.splits, rows);
     if (parts <= 1) {
       fn(...args, 0, rows);
@@ -99,6 +149,23 @@ export class WasmBackend implements Backend {
       const r1 = Math.floor((rows * (s + 1)) / parts);
       if (r0 < r1) fn(...args, r0, r1);
     }
+  }
+
+  private runThreaded(kernel: KernelName, fn: (...args: number[]) => void, rows: number, args: number[]): void {
+    const pool = this.pool!;
+    const threads = Math.min(pool.threads, rows);
+    if (this.ranges.length < 2 * pool.threads) this.ranges = new Int32Array(2 * pool.threads);
+    const ranges = this.ranges;
+    ranges.fill(0);
+    let r0 = 0;
+    for (let t = 0; t < threads; t++) {
+      let r1 = t === threads - 1 ? rows : Math.round((rows * (t + 1)) / threads);
+      if (r1 < rows && rows >= SPLIT_ALIGN * threads) r1 = Math.min(rows, Math.round(r1 / SPLIT_ALIGN) * SPLIT_ALIGN);
+      ranges[2 * t] = r0;
+      ranges[2 * t + 1] = Math.max(r0, r1);
+      r0 = Math.max(r0, r1);
+    }
+    pool.run(KERNEL_IDS.get(kernel)!, args, ranges, (a, b) => fn(...args, a, b));
   }
 
   // ---- memory -------------------------------------------------------------
@@ -166,6 +233,8 @@ export class WasmBackend implements Backend {
   }
 
   dispose(): void {
+    this.pool?.dispose();
+    this.pool = null;
     this.disposed = true;
     this.f32 = new Float32Array(0);
   }
@@ -174,17 +243,17 @@ export class WasmBackend implements Backend {
 
   gemm(layout: GemmLayout, out: Ptr, a: Ptr, b: Ptr, M: number, N: number, K: number, accumulate: boolean): void {
     check.checkGemm(this, layout, out, a, b, M, N, K);
-    this.run(`gemm_${layout}`, M, [out * 4, a * 4, b * 4, M, N, K, accumulate ? 1 : 0]);
+    this.run(`gemm_${layout}`, M, [out * 4, a * 4, b * 4, M, N, K, accumulate ? 1 : 0], M * N * K);
   }
 
   addBias(out: Ptr, bias: Ptr, N: number, C: number): void {
     check.checkBias(this, 'addBias', 'out', out, 'bias', bias, N, C);
-    this.run('add_bias', N, [out * 4, bias * 4, N, C]);
+    this.run('add_bias', N, [out * 4, bias * 4, N, C], N * C);
   }
 
   biasBackward(dbias: Ptr, dout: Ptr, N: number, C: number): void {
     check.checkBias(this, 'biasBackward', 'dout', dout, 'dbias', dbias, N, C);
-    this.run('bias_backward', C, [dbias * 4, dout * 4, N, C]);
+    this.run('bias_backward', C, [dbias * 4, dout * 4, N, C], N * C);
   }
 
   // ---- elementwise and reductions -------------------------------------------
@@ -231,7 +300,7 @@ export class WasmBackend implements Backend {
     for (let start = 0; start < n; start += SCRATCH_CHUNKS * chunk) {
       const len = Math.min(n - start, SCRATCH_CHUNKS * chunk);
       const count = Math.ceil(len / chunk);
-      this.run(chunks, count, [this.scratchByte, (x + start) * 4, len]);
+      this.run(chunks, count, [this.scratchByte, (x + start) * 4, len], len);
       for (let c = 0; c < count; c++) total += this.partials[c];
     }
     this.f32[out] = total;
@@ -241,24 +310,24 @@ export class WasmBackend implements Backend {
 
   layerNormForward(out: Ptr, mean: Ptr, rstd: Ptr, inp: Ptr, weight: Ptr, bias: Ptr, N: number, C: number, eps: number): void {
     check.checkLayerNormForward(this, out, mean, rstd, inp, weight, bias, N, C);
-    this.run('layernorm_forward', N, [out * 4, mean * 4, rstd * 4, inp * 4, weight * 4, bias * 4, N, C, eps]);
+    this.run('layernorm_forward', N, [out * 4, mean * 4, rstd * 4, inp * 4, weight * 4, bias * 4, N, C, eps], N * C);
   }
 
   layerNormBackward(dinp: Ptr, dweight: Ptr, dbias: Ptr, dout: Ptr, inp: Ptr, weight: Ptr, mean: Ptr, rstd: Ptr, N: number, C: number): void {
     check.checkLayerNormBackward(this, dinp, dweight, dbias, dout, inp, weight, mean, rstd, N, C);
-    this.run('layernorm_backward_dinp', N, [dinp * 4, dout * 4, inp * 4, weight * 4, mean * 4, rstd * 4, N, C]);
-    this.run('layernorm_backward_dparams', C, [dweight * 4, dbias * 4, dout * 4, inp * 4, mean * 4, rstd * 4, N, C]);
+    this.run('layernorm_backward_dinp', N, [dinp * 4, dout * 4, inp * 4, weight * 4, mean * 4, rstd * 4, N, C], N * C);
+    this.run('layernorm_backward_dparams', C, [dweight * 4, dbias * 4, dout * 4, inp * 4, mean * 4, rstd * 4, N, C], N * C);
   }
 
   rmsNormForward(out: Ptr, rstd: Ptr, inp: Ptr, weight: Ptr, N: number, C: number, eps: number): void {
     check.checkRmsNormForward(this, out, rstd, inp, weight, N, C);
-    this.run('rmsnorm_forward', N, [out * 4, rstd * 4, inp * 4, weight * 4, N, C, eps]);
+    this.run('rmsnorm_forward', N, [out * 4, rstd * 4, inp * 4, weight * 4, N, C, eps], N * C);
   }
 
   rmsNormBackward(dinp: Ptr, dweight: Ptr, dout: Ptr, inp: Ptr, weight: Ptr, rstd: Ptr, N: number, C: number): void {
     check.checkRmsNormBackward(this, dinp, dweight, dout, inp, weight, rstd, N, C);
-    this.run('rmsnorm_backward_dinp', N, [dinp * 4, dout * 4, inp * 4, weight * 4, rstd * 4, N, C]);
-    if (dweight) this.run('rmsnorm_backward_dweight', C, [dweight * 4, dout * 4, inp * 4, rstd * 4, N, C]);
+    this.run('rmsnorm_backward_dinp', N, [dinp * 4, dout * 4, inp * 4, weight * 4, rstd * 4, N, C], N * C);
+    if (dweight) this.run('rmsnorm_backward_dweight', C, [dweight * 4, dout * 4, inp * 4, rstd * 4, N, C], N * C);
   }
 
   // ---- activations ----------------------------------------------------------
@@ -287,36 +356,36 @@ export class WasmBackend implements Backend {
 
   attentionForward(out: Ptr, preatt: Ptr, att: Ptr, inp: Ptr, B: number, T: number, C: number, NH: number): void {
     check.checkAttentionForward(this, out, preatt, att, inp, B, T, C, NH);
-    this.run('attention_forward', B * NH * T, [out * 4, preatt * 4, att * 4, inp * 4, B, T, C, NH]);
+    this.run('attention_forward', B * NH * T, [out * 4, preatt * 4, att * 4, inp * 4, B, T, C, NH], B * T * T * C);
   }
 
   attentionBackward(dinp: Ptr, dpreatt: Ptr, datt: Ptr, dout: Ptr, inp: Ptr, att: Ptr, B: number, T: number, C: number, NH: number): void {
     check.checkAttentionBackward(this, dinp, dpreatt, datt, dout, inp, att, B, T, C, NH);
-    this.run('attention_backward', B * NH, [dinp * 4, dpreatt * 4, datt * 4, dout * 4, inp * 4, att * 4, B, T, C, NH]);
+    this.run('attention_backward', B * NH, [dinp * 4, dpreatt * 4, datt * 4, dout * 4, inp * 4, att * 4, B, T, C, NH], 2 * B * T * T * C);
   }
 
   // ---- embedding -----------------------------------------------------------
 
   embeddingForward(out: Ptr, tokens: Ptr, wte: Ptr, wpe: Ptr, B: number, T: number, C: number): void {
     check.checkEmbedding(this, 'embeddingForward', this.f32, 'out', out, tokens, 'wte', wte, 'wpe', wpe, B, T, C);
-    this.run('embedding_forward', B * T, [out * 4, tokens * 4, wte * 4, wpe * 4, B, T, C]);
+    this.run('embedding_forward', B * T, [out * 4, tokens * 4, wte * 4, wpe * 4, B, T, C], B * T * C);
   }
 
   embeddingBackward(dwte: Ptr, dwpe: Ptr, dout: Ptr, tokens: Ptr, B: number, T: number, C: number): void {
     check.checkEmbedding(this, 'embeddingBackward', this.f32, 'dout', dout, tokens, 'dwte', dwte, 'dwpe', dwpe, B, T, C);
-    this.run('embedding_backward', C, [dwte * 4, dwpe * 4, dout * 4, tokens * 4, B, T, C]);
+    this.run('embedding_backward', C, [dwte * 4, dwpe * 4, dout * 4, tokens * 4, B, T, C], B * T * C);
   }
 
   // ---- loss -----------------------------------------------------------------
 
   crossEntropyForward(losses: Ptr, probs: Ptr, logits: Ptr, targets: Ptr, N: number, V: number): void {
     check.checkCrossEntropy(this, 'crossEntropyForward', this.f32, 'probs', probs, 'logits', logits, 'losses', losses, targets, N, V);
-    this.run('crossentropy_forward', N, [losses * 4, probs * 4, logits * 4, targets * 4, N, V]);
+    this.run('crossentropy_forward', N, [losses * 4, probs * 4, logits * 4, targets * 4, N, V], N * V);
   }
 
   crossEntropyBackward(dlogits: Ptr, probs: Ptr, targets: Ptr, dlosses: Ptr, N: number, V: number): void {
     check.checkCrossEntropy(this, 'crossEntropyBackward', this.f32, 'dlogits', dlogits, 'probs', probs, 'dlosses', dlosses, targets, N, V);
-    this.run('crossentropy_backward', N, [dlogits * 4, probs * 4, targets * 4, dlosses * 4, N, V]);
+    this.run('crossentropy_backward', N, [dlogits * 4, probs * 4, targets * 4, dlosses * 4, N, V], N * V);
   }
 
   // ---- optimizer -----------------------------------------------------------
