@@ -1,0 +1,9 @@
+/** The differentiable ops: each computes its forward on the backend and records its backward. */
+export { linear, matmul } from './linear.js';
+export { layerNorm, rmsNorm } from './norm.js';
+export { gelu, silu } from './activation.js';
+export { add, mul, scale } from './elementwise.js';
+export { sum, mean } from './reduce.js';
+export { attention } from './attention.js';
+export { embedding } from './embedding.js';
+export { crossEntropy } from './loss.js';

@@ -1,0 +1,6 @@
+/** Neural-network modules: layers and the GPT model. */
+export { Linear, denseLinear, type LinearFactory, type LinearLayer, type LinearSpec } from './linear.js';
+export { LayerNorm, RMSNorm, type NormLayer } from './norm.js';
+export { Embedding } from './embedding.js';
+export { Block, CausalSelfAttention, MLP, makeNorm, type BlockConfig } from './block.js';
+export { GPT, resolveGPTConfig, type GPTConfig, type GPTOutput, type ResolvedGPTConfig } from './gpt.js';

@@ -1,0 +1,3 @@
+/** Optimizers. */
+export { AdamW, type AdamWOptions, type AdamWState } from './adamw.js';
+export { trainStep, type LossModel, type TokenBatch } from './train-step.js';
