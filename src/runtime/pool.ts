@@ -22,6 +22,8 @@ const ERROR = 2; // 0, or 1 + index of the first worker that threw
 const KERNEL = 3; // index into the kernel name table
 const NARGS = 4;
 const READY = 5; // workers that finished instantiating
+const PER_THREAD_ARG = 6; // index of an arg offset by thread * PER_THREAD_STRIDE (per-thread scratch), or -1
+const PER_THREAD_STRIDE = 7;
 const RANGES = 16; // r0, r1 for thread w at RANGES + 2w
 const MAX_ARGS = 32;
 const ARGS_BYTE = 2176; // f64 args
@@ -60,6 +62,8 @@ listen((boot) => {
         const n = I[${NARGS}];
         args.length = n + 2;
         for (let i = 0; i < n; i++) args[i] = A[i];
+        const pt = I[${PER_THREAD_ARG}];
+        if (pt >= 0) args[pt] += index * I[${PER_THREAD_STRIDE}];
         args[n] = r0; args[n + 1] = r1;
         fns[I[${KERNEL}]](...args);
       } catch (e) {
@@ -148,8 +152,10 @@ export class ThreadPool {
    * Run kernel `id` with `args` (numbers) plus a range `[r0, r1)` appended, on every thread:
    * thread i gets `ranges[i]` (thread 0 is the caller; missing or empty ranges idle).
    * `callLocal` runs the caller's share on its own instance. Blocks until all are done.
+   * `perThread` gives each thread its own scratch: thread i adds `i * stride` to `args[index]`
+   * (thread 0, the caller, uses the argument as given).
    */
-  run(id: number, args: ArrayLike<number>, ranges: ArrayLike<number>, callLocal: (r0: number, r1: number) => void): void {
+  run(id: number, args: ArrayLike<number>, ranges: ArrayLike<number>, callLocal: (r0: number, r1: number) => void, perThread?: { index: number; stride: number }): void {
     if (this.disposed) throw new Error('ThreadPool: used after dispose()');
     if (this.failure) throw this.failure;
     const { I, A } = this;
@@ -157,6 +163,8 @@ export class ThreadPool {
     for (let i = 0; i < args.length; i++) A[i] = args[i];
     I[NARGS] = args.length;
     I[KERNEL] = id;
+    I[PER_THREAD_ARG] = perThread ? perThread.index : -1;
+    I[PER_THREAD_STRIDE] = perThread ? perThread.stride : 0;
     for (let w = 1; w < this.threads; w++) {
       I[RANGES + 2 * w] = 2 * w < ranges.length ? ranges[2 * w] : 0;
       I[RANGES + 2 * w + 1] = 2 * w + 1 < ranges.length ? ranges[2 * w + 1] : 0;

@@ -133,10 +133,10 @@ export class WasmBackend implements Backend {
    * thread pool, rows go to threads in contiguous shares when the kernel does at least
    * `MIN_PARALLEL_WORK` scalar operations (`work`); the kernels give the same bits for any split.
    */
-  private run(kernel: KernelName, rows: number, args: number[], work = rows): void {
+  private run(kernel: KernelName, rows: number, args: number[], work = rows, perThread?: { index: number; stride: number }): void {
     const fn = this.k.kernels[kernel];
     if (this.pool && rows > 1 && work >= MIN_PARALLEL_WORK) {
-      this.runThreaded(kernel, fn, rows, args);
+      this.runThreaded(kernel, fn, rows, args, perThread);
       return;
     }
     const parts = Math.min(this.splits, rows);
@@ -151,7 +151,8 @@ export class WasmBackend implements Backend {
     }
   }
 
-  private runThreaded(kernel: KernelName, fn: (...args: number[]) => void, rows: number, args: number[]): void {
+  /** `perThread`: thread i adds `i * stride` to `args[index]` (a per-thread scratch pointer, in bytes). */
+  private runThreaded(kernel: KernelName, fn: (...args: number[]) => void, rows: number, args: number[], perThread?: { index: number; stride: number }): void {
     const pool = this.pool!;
     const threads = Math.min(pool.threads, rows);
     if (this.ranges.length < 2 * pool.threads) this.ranges = new Int32Array(2 * pool.threads);
@@ -165,7 +166,7 @@ export class WasmBackend implements Backend {
       ranges[2 * t + 1] = Math.max(r0, r1);
       r0 = Math.max(r0, r1);
     }
-    pool.run(KERNEL_IDS.get(kernel)!, args, ranges, (a, b) => fn(...args, a, b));
+    pool.run(KERNEL_IDS.get(kernel)!, args, ranges, (a, b) => fn(...args, a, b), perThread);
   }
 
   // ---- memory -------------------------------------------------------------
