@@ -1,4 +1,4 @@
-// GELU (tanh approximation) and SiLU, forward and backward; elements [i0, i1).
+// GELU (tanh approximation), SiLU and squared ReLU, forward and backward; elements [i0, i1).
 // inp, out, dinp, dout are (n). exp/tanh are vec.ts's f32x4 versions, whose scalar twins give
 // the same bits, so the SIMD body and the scalar tail agree for any split.
 import { el, expv, exps, tanhs, tanhv } from './vec';
@@ -85,5 +85,37 @@ export function silu_backward(dinp: usize, inp: usize, dout: usize, i0: i32, i1:
     const x = load<f32>(inp + el(i));
     const sig: f32 = 1 / (1 + exps(-x));
     store<f32>(dinp + el(i), load<f32>(dinp + el(i)) + sig * (1 + x * (1 - sig)) * load<f32>(dout + el(i)));
+  }
+}
+
+// ---- squared ReLU (BitNet b1.58 2B4T's MLP activation) ----------------------------------------
+// f32x4.max and the scalar max are both wasm's NaN-propagating max, so body and tail agree.
+
+// out = relu(x)^2 = max(x, 0)^2
+export function relu2_forward(out: usize, inp: usize, i0: i32, i1: i32): void {
+  const zero = f32x4.splat(0);
+  let i = i0;
+  for (; i + 4 <= i1; i += 4) {
+    const r = f32x4.max(v128.load(inp + el(i)), zero);
+    v128.store(out + el(i), f32x4.mul(r, r));
+  }
+  for (; i < i1; i++) {
+    const r = max<f32>(load<f32>(inp + el(i)), 0);
+    store<f32>(out + el(i), r * r);
+  }
+}
+
+// in the forward pass: out = r^2, r = max(x, 0); so dinp += 2 r dout (0 for x <= 0)
+export function relu2_backward(dinp: usize, inp: usize, dout: usize, i0: i32, i1: i32): void {
+  const zero = f32x4.splat(0);
+  let i = i0;
+  for (; i + 4 <= i1; i += 4) {
+    const r = f32x4.max(v128.load(inp + el(i)), zero);
+    const g = f32x4.mul(f32x4.add(r, r), v128.load(dout + el(i)));
+    v128.store(dinp + el(i), f32x4.add(v128.load(dinp + el(i)), g));
+  }
+  for (; i < i1; i++) {
+    const r = max<f32>(load<f32>(inp + el(i)), 0);
+    store<f32>(dinp + el(i), load<f32>(dinp + el(i)) + (r + r) * load<f32>(dout + el(i)));
   }
 }

@@ -11,3 +11,4 @@ export * from './loss';
 export * from './optim';
 export * from './quant';
 export * from './ternary';
+export * from './rope';

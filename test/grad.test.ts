@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { JsBackend } from '../src/backend/js/index.js';
 import {
   add, attention, crossEntropy, embedding, gelu, layerNorm, linear, matmul, mean, mul, noGrad, rmsNorm, scale, silu, sum,
+  relu2, rope,
 } from '../src/autograd/index.js';
 import { Heap } from '../src/tensor/heap.js';
 import type { Tensor } from '../src/tensor/tensor.js';
@@ -207,6 +208,47 @@ describe('whole-model gradients match finite differences (f64, js backend)', () 
   });
   it('a 2-layer RMSNorm/SwiGLU GPT with a tied head and no biases', () => {
     const cfg: GPTConfig = { vocabSize: 9, contextLength: 4, layers: 2, heads: 2, dim: 6, norm: 'rms', mlp: 'swiglu', hidden: 10, tiedHead: true, initStd: 0.3 };
+    expect(checkGPT(cfg, 3)).toBeLessThan(TOL);
+  });
+});
+
+// ---- squared ReLU and rotary position embedding (mlp: 'relu2', pos: 'rope') ---------------------
+
+describe('relu2 and rope gradients match central finite differences (f64, js backend)', () => {
+  const rng = new Rng(77);
+
+  it('relu2 (x away from the kink at 0, where relu2 is only once differentiable)', () => {
+    const x = randn(rng, [3, 11], 2);
+    for (let i = 0; i < x.data.length; i++) if (Math.abs(x.data[i]!) < 1e-3) x.data[i] = 0.5;
+    expect(checkOp((t) => relu2(t), [x])).toBeLessThan(TOL);
+  });
+
+  /** rope on qkv (B, T, 3C) with a (maxT, C/heads) table built on the op's heap. */
+  const ropeOp = (heads: number, maxT: number, theta: number) => (qkv: Tensor): Tensor => {
+    const hs = qkv.shape[2]! / 3 / heads;
+    const table = qkv.heap.empty([maxT, hs]);
+    qkv.heap.backend.ropeTable(table.offset, maxT, hs, theta);
+    return rope(qkv, heads, table);
+  };
+
+  it('rope, 2 heads of size 4, T = 5 (qkv)', () => {
+    expect(checkOp(ropeOp(2, 5, 10000), [randn(rng, [2, 5, 24])])).toBeLessThan(TOL);
+  });
+  it('rope, 1 head of size 2, T = 3 of a 6-row table, theta 100 (qkv)', () => {
+    expect(checkOp(ropeOp(1, 6, 100), [randn(rng, [1, 3, 6])])).toBeLessThan(TOL);
+  });
+  it('rope then attention, 3 heads of size 6 (qkv)', () => {
+    expect(checkOp((qkv) => attention(ropeOp(3, 4, 10000)(qkv), 3), [randn(rng, [2, 4, 54])])).toBeLessThan(TOL);
+  });
+});
+
+describe('whole-model gradients with relu2 and RoPE match finite differences (f64, js backend)', () => {
+  it('a 2-layer LayerNorm/relu2 GPT with RoPE, biases and an untied head', () => {
+    const cfg: GPTConfig = { vocabSize: 7, contextLength: 5, layers: 2, heads: 2, dim: 8, norm: 'layer', mlp: 'relu2', pos: 'rope', bias: true, initStd: 0.3 };
+    expect(checkGPT(cfg, 3)).toBeLessThan(TOL);
+  });
+  it('a 2-layer RMSNorm/SwiGLU GPT with RoPE (theta 500), a tied head and no biases', () => {
+    const cfg: GPTConfig = { vocabSize: 9, contextLength: 4, layers: 2, heads: 2, dim: 8, norm: 'rms', mlp: 'swiglu', pos: 'rope', ropeTheta: 500, hidden: 10, tiedHead: true, initStd: 0.3 };
     expect(checkGPT(cfg, 3)).toBeLessThan(TOL);
   });
 });

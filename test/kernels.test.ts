@@ -307,3 +307,61 @@ describe('gemm dispatches to the GEMM kernels and matches the js reference (rtol
     });
   }
 });
+
+// ---- squared ReLU and rotary position embedding (mlp: 'relu2', pos: 'rope') ---------------------
+// relu2: rtol 1e-6 (max is exact; one or two f32 roundings of the product).
+// RoPE table: atol 1e-7 (cos/sin computed in f64 in both, rounded once to f32 in wasm).
+// RoPE forward/backward: rtol 1e-6, atol 1e-6 (the f32 table rounding, plus two f32 products).
+
+describe('squared ReLU kernels match the js reference (rtol 1e-6) for any split', () => {
+  for (const n of [1, 3, 17, 1000]) {
+    it(`relu2 forward and backward with n = ${n}`, () => {
+      const t = new Trio({ inp: n, out: n, dinp: n, dout: n });
+      t.random('inp', rng, 3);
+      for (const name of ['dinp', 'dout']) t.random(name, rng);
+      t.run((be, p) => {
+        be.relu2Forward(p.out, p.inp, n);
+        be.relu2Backward(p.dinp, p.inp, p.dout, n);
+      });
+      t.check('out', 1e-6, 0);
+      t.check('dinp', 1e-6, 1e-7);
+    });
+  }
+
+  it('relu2 is 0 with zero gradient for x <= 0 (and -0), x^2 above, and keeps NaN', () => {
+    const xs = [-3, -0, 0, 1e-30, 0.5, 2, -1e30, 1e10, NaN];
+    const n = xs.length;
+    const t = new Trio({ inp: n, out: n, dinp: n, dout: n });
+    t.write('inp', xs);
+    t.write('dout', xs.map(() => 1));
+    t.run((be, p) => {
+      be.relu2Forward(p.out, p.inp, n);
+      be.relu2Backward(p.dinp, p.inp, p.dout, n);
+    });
+    const out = Array.from(t.wasm.readSync(t.p(t.wasm).out, n));
+    const dinp = Array.from(t.wasm.readSync(t.p(t.wasm).dinp, n));
+    expect(out).toEqual([0, 0, 0, 0, 0.25, 4, 0, Math.fround(1e20), NaN]);
+    expect(dinp).toEqual([0, 0, 0, Math.fround(2e-30), 1, 4, 0, 2e10, NaN]);
+  });
+});
+
+describe('RoPE kernels match the js reference (table atol 1e-7, rotation rtol 1e-6) for any split', () => {
+  // head sizes 2, 4, 6, 20, 16: half = 1, 2, 3 (scalar tail only), 10 (SIMD + tail), 8 (SIMD only)
+  for (const [B, T, C, NH, maxT] of [[1, 1, 2, 1, 1], [2, 5, 12, 3, 7], [1, 7, 12, 2, 7], [2, 17, 40, 2, 20], [1, 33, 64, 4, 40]]) {
+    it(`ropeTable, ropeForward (out of place and in place) and ropeBackward with B = ${B}, T = ${T}, C = ${C}, NH = ${NH}, ${maxT} table rows`, () => {
+      const hs = C / NH;
+      const n = B * T * 3 * C;
+      const t = new Trio({ table: maxT * hs, inp: n, out: n, inplace: n, dinp: n, dout: n });
+      for (const name of ['inp', 'dinp', 'dout']) t.random(name, rng);
+      t.run((be, p) => {
+        be.ropeTable(p.table, maxT, hs, 10000);
+        be.ropeForward(p.out, p.inp, p.table, B, T, C, NH);
+        be.copy(p.inplace, p.inp, n);
+        be.ropeForward(p.inplace, p.inplace, p.table, B, T, C, NH);
+        be.ropeBackward(p.dinp, p.dout, p.table, B, T, C, NH);
+      });
+      t.check('table', 0, 1e-7);
+      for (const name of ['out', 'inplace', 'dinp']) t.check(name, 1e-6, 1e-6);
+    });
+  }
+});

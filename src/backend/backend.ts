@@ -162,6 +162,77 @@ export interface Backend {
    * and writes out[0] = min(1, maxNorm / (sqrt(sumsq[0]) + 1e-6)).
    */
   clipScale(out: Ptr, sumsq: Ptr, maxNorm: number): void;
+
+  // ---- BitNet b1.58: quantizers and packed ternary matmuls (BitLinear) ------------------
+  //
+  // Numerics and layouts: src/quant/README.md. Byte buffers (int8 activations `xq`, 2-bit packed
+  // weights, kernel scratch) live in element slots too: a buffer of `bytes` bytes takes
+  // `byteSlots(bytes)` elements, and its pointer is the element offset of its first slot.
+  // Shapes: x (M,K) f32 activations, one row per token; xq (M,K8) int8 with K8 = (K+7)&~7;
+  // sx (M) f32 activation scales; W (N,K) f32 latent weights; packed (ceil(N/4), K) bytes;
+  // scales (N*K/group) f32 weight scales (multipliers: dequantised W = Wq / s), see `group` in
+  // src/quant/layout.ts (N*K per tensor, K per channel, G per group, R*K per block of rows).
+
+  /** Elements a buffer of `bytes` bytes occupies: `ceil(bytes/4)` in wasm (f32 slots), `bytes` in js (a byte per slot). */
+  byteSlots(bytes: number): number;
+  /**
+   * Elements of per-thread scratch `ternaryForward` (`kernel = 'forward'`) or
+   * `ternaryBackwardDx` (`'backwardDx'`) needs for W (N,K), for every thread of this backend
+   * (0 when the backend needs none). Allocate it per call (an arena buffer); it is overwritten.
+   */
+  ternaryScratchSlots(kernel: 'forward' | 'backwardDx', N: number, K: number): number;
+  /** Absmean weight scales: `scales[g] = 1 / max(mean|w| over the g-th run of group elements, 1e-5)`; w (count), scales (count/group). */
+  absmeanScales(scales: Ptr, w: Ptr, count: number, group: number): void;
+  /** Quantise W (N,K) with `scales` to {-1,0,1} (`clamp(round(W*s),-1,1)`, ties to even) and pack it, 2 bits a weight. */
+  ternaryPack(packed: Ptr, w: Ptr, scales: Ptr, N: number, K: number, group: number): void;
+  /** out (N,K) = f32(Wq / s), the dequantised ternary weights of `packed`. */
+  ternaryDequantize(out: Ptr, packed: Ptr, scales: Ptr, N: number, K: number, group: number): void;
+  /** Absmax int8 per row: `sx[m] = 127 / max(max|x[m,:]|, 1e-5)`, `xq = clamp(round(x*sx), -128, 127)`. */
+  quantizeActivations(xq: Ptr, sx: Ptr, x: Ptr, M: number, K: number): void;
+  /** out (M,K) = f32(xq / sx[m]): the dequantised activations (for dW = dYᵀ·out). */
+  dequantizeActivations(out: Ptr, xq: Ptr, sx: Ptr, M: number, K: number): void;
+  /**
+   * out (M,N) = rescaled int8 × ternary product: `acc = Σ_k xq[m,k]·Wq[n,k]` exactly (int32),
+   * `out = f32(acc) / f32(sx[m]·sw[n])` (per group: summed over the K/G segments). Overwrites out.
+   * Per-group scales need G % 16 == 0. `scratch` holds `ternaryScratchSlots('forward', N, K)` elements.
+   */
+  ternaryForward(out: Ptr, xq: Ptr, sx: Ptr, packed: Ptr, sw: Ptr, scratch: Ptr, M: number, N: number, K: number, group: number): void;
+  /**
+   * dx (M,K) += dy (M,N) · (Wq / sw): the f32 × ternary product of the BitLinear backward.
+   * `scratch` holds `ternaryScratchSlots('backwardDx', N, K)` elements.
+   */
+  ternaryBackwardDx(dx: Ptr, dy: Ptr, packed: Ptr, sw: Ptr, scratch: Ptr, M: number, N: number, K: number, group: number): void;
+  /** Clipped STE for weights: `dw (N,K) += dwq` where `|f32(w*s)| <= 1`, `+= 0` elsewhere. */
+  steClippedWeights(dw: Ptr, dwq: Ptr, w: Ptr, scales: Ptr, N: number, K: number, group: number): void;
+  /** Clipped STE for activations: `dx (M,K) += dxq` where `-128 <= f32(x*sx[m]) <= 127`, `+= 0` elsewhere. */
+  steClippedActivations(dx: Ptr, dxq: Ptr, x: Ptr, sx: Ptr, M: number, K: number): void;
+
+  // ---- squared ReLU and rotary position embedding (model options mlp: 'relu2', pos: 'rope') ----
+
+  /** Squared ReLU (BitNet b1.58 2B4T's MLP activation): `out = max(x, 0)^2` over `n` elements. */
+  relu2Forward(out: Ptr, inp: Ptr, n: number): void;
+  /** `dinp += 2 max(inp, 0) * dout`. */
+  relu2Backward(dinp: Ptr, inp: Ptr, dout: Ptr, n: number): void;
+  /**
+   * The RoPE cos/sin table, table (T, hs): row t holds `cos(t·θ_i)` for i < hs/2, then
+   * `sin(t·θ_i)`, with `θ_i = theta^(-2i/hs)` (LLaMA: theta = 10000). hs must be even. Angles
+   * and cos/sin are computed in f64 (inside wasm in the wasm backend) and stored in the
+   * backend's dtype. Overwrites the table.
+   */
+  ropeTable(table: Ptr, T: number, hs: number, theta: number): void;
+  /**
+   * Rotary position embedding on a fused qkv, LLaMA convention (HF `rotate_half`): in every
+   * head of q and k, element i pairs with i + hs/2 and the pair is rotated by the angle of
+   * position t from `table` (see `ropeTable`, at least T rows): `y1 = x1 cos - x2 sin`,
+   * `y2 = x2 cos + x1 sin`. inp, out (B,T,3C) as in `attentionForward`; hs = C/NH, even;
+   * v is copied unchanged. Out of place, or in place with `out = inp`.
+   */
+  ropeForward(out: Ptr, inp: Ptr, table: Ptr, B: number, T: number, C: number, NH: number): void;
+  /**
+   * Accumulates into dinp (B,T,3C): the inverse rotation (by −angle) of dout's q and k parts,
+   * and dout's v part unchanged. dinp must not overlap dout.
+   */
+  ropeBackward(dinp: Ptr, dout: Ptr, table: Ptr, B: number, T: number, C: number, NH: number): void;
 }
 
 /** Thrown by a backend for an argument it cannot honour (out of memory, bad pointer). */

@@ -187,3 +187,44 @@ export function checkClipScale(m: M, out: Ptr, sumsq: Ptr): void {
   checkSpan(m, 'clipScale', 'out', out, 1, '(1)');
   checkSpan(m, 'clipScale', 'sumsq', sumsq, 1, '(1)');
 }
+
+// ---- squared ReLU and rotary position embedding ---------------------------------------------
+
+function checkRopeHead(m: M, k: string, hs: number, what: string): void {
+  if (hs % 2 !== 0) throw new BackendError(`${m.name} backend ${k}: head size ${what} = ${hs} is odd; RoPE rotates pairs (i, i + hs/2), so the head size must be even`);
+}
+
+export function checkRopeTable(m: M, table: Ptr, T: number, hs: number, theta: number): void {
+  const k = 'ropeTable';
+  checkDim(m, k, 'T', T); checkDim(m, k, 'hs', hs);
+  checkRopeHead(m, k, hs, 'hs');
+  if (!(Number.isFinite(theta) && theta > 0)) throw new BackendError(`${m.name} backend ${k}: theta = ${theta} must be a finite number > 0 (LLaMA uses 10000)`);
+  checkSpan(m, k, 'table', table, T * hs, '(T,hs)');
+}
+
+function checkRopeShapes(m: M, k: string, aName: string, a: Ptr, bName: string, b: Ptr, table: Ptr, B: number, T: number, C: number, NH: number): void {
+  checkAttentionDims(m, k, B, T, C, NH);
+  checkRopeHead(m, k, C / NH, 'C/NH');
+  checkSpan(m, k, aName, a, B * T * 3 * C, '(B,T,3C)'); checkSpan(m, k, bName, b, B * T * 3 * C, '(B,T,3C)');
+  checkSpan(m, k, 'table', table, T * (C / NH), '(T,hs)');
+}
+
+function overlaps(a: Ptr, b: Ptr, n: number): boolean {
+  return a < b + n && b < a + n;
+}
+
+export function checkRopeForward(m: M, out: Ptr, inp: Ptr, table: Ptr, B: number, T: number, C: number, NH: number): void {
+  const k = 'ropeForward';
+  checkRopeShapes(m, k, 'out', out, 'inp', inp, table, B, T, C, NH);
+  if (out !== inp && overlaps(out, inp, B * T * 3 * C)) {
+    throw new BackendError(`${m.name} backend ${k}: out = ${out} and inp = ${inp} partly overlap; pass out = inp (in place) or disjoint buffers`);
+  }
+}
+
+export function checkRopeBackward(m: M, dinp: Ptr, dout: Ptr, table: Ptr, B: number, T: number, C: number, NH: number): void {
+  const k = 'ropeBackward';
+  checkRopeShapes(m, k, 'dinp', dinp, 'dout', dout, table, B, T, C, NH);
+  if (overlaps(dinp, dout, B * T * 3 * C)) {
+    throw new BackendError(`${m.name} backend ${k}: dinp = ${dinp} and dout = ${dout} overlap; the backward accumulates into dinp, so pass a separate gradient buffer`);
+  }
+}

@@ -1,16 +1,17 @@
 /**
  * The transformer block: pre-norm causal self-attention and MLP, each with a residual.
  *
- *   x = x + o_proj(attention(qkv_proj(norm1(x))))
+ *   x = x + o_proj(attention(rope?(qkv_proj(norm1(x)))))
  *   x = x + mlp(norm2(x))
  */
 import { attention } from '../autograd/ops/attention.js';
-import { gelu, silu } from '../autograd/ops/activation.js';
+import { gelu, relu2, silu } from '../autograd/ops/activation.js';
 import { add, mul } from '../autograd/ops/elementwise.js';
 import type { ParameterSet } from '../tensor/parameters.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { LinearFactory, LinearLayer } from './linear.js';
 import { LayerNorm, RMSNorm, type NormLayer } from './norm.js';
+import type { RotaryEmbedding } from './rope.js';
 
 /** The block settings a model config resolves to. */
 export interface BlockConfig {
@@ -18,7 +19,7 @@ export interface BlockConfig {
   heads: number;
   norm: 'layer' | 'rms';
   normEps: number;
-  mlp: 'gelu' | 'swiglu';
+  mlp: 'gelu' | 'swiglu' | 'relu2';
   /** MLP hidden width. */
   hidden: number;
   bias: boolean;
@@ -34,31 +35,41 @@ export function makeNorm(params: ParameterSet, name: string, cfg: Pick<BlockConf
     : new LayerNorm(params, name, cfg.dim, { eps: cfg.normEps, bias: cfg.bias });
 }
 
-/** Causal multi-head self-attention: fused q/k/v projection (HF names kept), attention, o_proj. */
+/**
+ * Causal multi-head self-attention: fused q/k/v projection (HF names kept), RoPE on q and k
+ * when a `RotaryEmbedding` is given (else positions come from the embedding), attention, o_proj.
+ */
 export class CausalSelfAttention {
   readonly qkv: LinearLayer;
   readonly out: LinearLayer;
   readonly heads: number;
+  /** The model's shared RoPE table, or null (learned positions). */
+  readonly rotary: RotaryEmbedding | null;
 
-  constructor(params: ParameterSet, prefix: string, cfg: BlockConfig) {
+  constructor(params: ParameterSet, prefix: string, cfg: BlockConfig, rotary: RotaryEmbedding | null = null) {
     const { dim, bias, initStd } = cfg;
     this.heads = cfg.heads;
+    this.rotary = rotary;
     this.qkv = cfg.linear({ params, names: ['q', 'k', 'v'].map((p) => `${prefix}.${p}_proj`), inFeatures: dim, outFeatures: dim, bias, initStd });
     this.out = cfg.linear({ params, names: [`${prefix}.o_proj`], inFeatures: dim, outFeatures: dim, bias, initStd });
   }
 
   /** x (B, T, C) → (B, T, C). */
   forward(x: Tensor): Tensor {
-    return this.out.forward(attention(this.qkv.forward(x), this.heads));
+    const qkv = this.qkv.forward(x);
+    return this.out.forward(attention(this.rotary ? this.rotary.forward(qkv, this.heads) : qkv, this.heads));
   }
 }
 
-/** The feed-forward part: GELU (`up_proj`, `down_proj`) or SwiGLU (`gate_proj`, `up_proj`, `down_proj`). */
+/**
+ * The feed-forward part: GELU or squared ReLU (`up_proj`, act, `down_proj`), or SwiGLU
+ * (`down_proj(silu(gate_proj(x)) * up_proj(x))`).
+ */
 export class MLP {
   readonly gate: LinearLayer | null;
   readonly up: LinearLayer;
   readonly down: LinearLayer;
-  readonly kind: 'gelu' | 'swiglu';
+  readonly kind: 'gelu' | 'swiglu' | 'relu2';
 
   constructor(params: ParameterSet, prefix: string, cfg: BlockConfig) {
     const { dim, hidden, bias, initStd } = cfg;
@@ -72,7 +83,9 @@ export class MLP {
 
   /** x (B, T, C) → (B, T, C). */
   forward(x: Tensor): Tensor {
-    const h = this.gate ? mul(silu(this.gate.forward(x)), this.up.forward(x)) : gelu(this.up.forward(x));
+    let h: Tensor;
+    if (this.gate) h = mul(silu(this.gate.forward(x)), this.up.forward(x));
+    else h = this.kind === 'relu2' ? relu2(this.up.forward(x)) : gelu(this.up.forward(x));
     return this.down.forward(h);
   }
 }
@@ -84,10 +97,10 @@ export class Block {
   readonly postAttentionNorm: NormLayer;
   readonly mlp: MLP;
 
-  constructor(params: ParameterSet, index: number, cfg: BlockConfig) {
+  constructor(params: ParameterSet, index: number, cfg: BlockConfig, rotary: RotaryEmbedding | null = null) {
     const prefix = `model.layers.${index}`;
     this.inputNorm = makeNorm(params, `${prefix}.input_layernorm`, cfg);
-    this.attn = new CausalSelfAttention(params, `${prefix}.self_attn`, cfg);
+    this.attn = new CausalSelfAttention(params, `${prefix}.self_attn`, cfg, rotary);
     this.postAttentionNorm = makeNorm(params, `${prefix}.post_attention_layernorm`, cfg);
     this.mlp = new MLP(params, `${prefix}.mlp`, cfg);
   }

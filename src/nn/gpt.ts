@@ -1,6 +1,6 @@
 /**
- * `GPT`: a small decoder-only transformer (token + learned position embeddings, pre-norm
- * blocks, final norm, LM head), with Hugging Face LLaMA-style parameter names.
+ * `GPT`: a small decoder-only transformer (token embeddings + learned positions or RoPE,
+ * pre-norm blocks, final norm, LM head), with Hugging Face LLaMA-style parameter names.
  */
 import { crossEntropy } from '../autograd/ops/loss.js';
 import { linear } from '../autograd/ops/linear.js';
@@ -12,6 +12,8 @@ import { Block, type BlockConfig, makeNorm } from './block.js';
 import { Embedding } from './embedding.js';
 import { type LinearFactory, denseLinear } from './linear.js';
 import type { NormLayer } from './norm.js';
+import { RotaryEmbedding } from './rope.js';
+import { type BitLinearOptions, bitLinearFactory, resolveBitLinearOptions } from './bitlinear.js';
 
 /** Model shape and options. Only the first five fields are required. */
 export interface GPTConfig {
@@ -24,8 +26,11 @@ export interface GPTConfig {
   dim: number;
   /** `'layer'` (default) or `'rms'`. */
   norm?: 'layer' | 'rms';
-  /** `'gelu'` (default; hidden 4·dim) or `'swiglu'` (hidden ≈ 8/3·dim, a multiple of 16). */
-  mlp?: 'gelu' | 'swiglu';
+  /**
+   * `'gelu'` (default; hidden 4·dim), `'relu2'` (squared ReLU, as in BitNet b1.58 2B4T;
+   * hidden 4·dim) or `'swiglu'` (hidden ≈ 8/3·dim, a multiple of 16).
+   */
+  mlp?: 'gelu' | 'swiglu' | 'relu2';
   /** MLP hidden width; overrides the default above. */
   hidden?: number;
   /** Biases in linear layers and LayerNorm. Default false. */
@@ -36,7 +41,28 @@ export interface GPTConfig {
   initStd?: number;
   /** Epsilon of every norm. Default 1e-5. */
   normEps?: number;
-  /** Builds the attention and MLP projections. Default `denseLinear`; pass a BitLinear factory for ternary training. */
+  /**
+   * Positions: `'learned'` (default; a `model.embed_positions` table added to the token
+   * embeddings) or `'rope'` (rotary embedding of q and k inside attention, LLaMA convention;
+   * no position parameters; needs an even head size dim/heads).
+   */
+  pos?: 'learned' | 'rope';
+  /** RoPE base θ (`rope_theta`). Default 10000. */
+  ropeTheta?: number;
+  // ---- BitNet b1.58 ----
+  /**
+   * Train the attention and MLP projections as BitNet b1.58 `BitLinear` layers (ternary
+   * weights, int8 activations, packed kernels); embeddings and the LM head stay f32.
+   * Default false here (the FP32 baseline, and what existing code got before); the
+   * `bitnet-train` CLI defaults to true (`--fp` turns it off).
+   */
+  bitlinear?: boolean;
+  /** Options of every BitLinear (`norm`, `normAffine`, `scale`, `ste`, ...); `normEps` defaults to the model's. */
+  bitlinearOptions?: BitLinearOptions;
+  /**
+   * Builds the attention and MLP projections. Default: `bitLinearFactory(bitlinearOptions)`
+   * with `bitlinear: true`, else `denseLinear`. A factory given here takes precedence over `bitlinear`.
+   */
   linear?: LinearFactory;
 }
 
@@ -53,13 +79,24 @@ export function resolveGPTConfig(config: GPTConfig): ResolvedGPTConfig {
   const norm = config.norm ?? 'layer';
   if (norm !== 'layer' && norm !== 'rms') throw new Error(`GPT config: norm must be 'layer' or 'rms', got ${String(norm)}`);
   const mlp = config.mlp ?? 'gelu';
-  if (mlp !== 'gelu' && mlp !== 'swiglu') throw new Error(`GPT config: mlp must be 'gelu' or 'swiglu', got ${String(mlp)}`);
+  if (mlp !== 'gelu' && mlp !== 'swiglu' && mlp !== 'relu2') throw new Error(`GPT config: mlp must be 'gelu', 'swiglu' or 'relu2', got ${String(mlp)}`);
+  const pos = config.pos ?? 'learned';
+  if (pos !== 'learned' && pos !== 'rope') throw new Error(`GPT config: pos must be 'learned' or 'rope', got ${String(pos)}`);
+  if (pos === 'rope' && (config.dim / config.heads) % 2 !== 0) {
+    throw new Error(`GPT config: pos 'rope' needs an even head size, but dim ${config.dim} / heads ${config.heads} = ${config.dim / config.heads}; change dim or heads`);
+  }
+  const ropeTheta = config.ropeTheta ?? 10000;
+  if (!(Number.isFinite(ropeTheta) && ropeTheta > 0)) throw new Error(`GPT config: ropeTheta must be a finite number > 0, got ${ropeTheta}`);
   const hidden = config.hidden ?? (mlp === 'swiglu' ? Math.ceil((8 * config.dim) / 3 / 16) * 16 : 4 * config.dim);
   if (!Number.isInteger(hidden) || hidden <= 0) throw new Error(`GPT config: hidden must be a positive integer, got ${hidden}`);
   const initStd = config.initStd ?? 0.02;
   if (!(Number.isFinite(initStd) && initStd >= 0)) throw new Error(`GPT config: initStd must be a finite number >= 0, got ${initStd}`);
   const normEps = config.normEps ?? 1e-5;
   if (!(Number.isFinite(normEps) && normEps > 0)) throw new Error(`GPT config: normEps must be a finite number > 0, got ${normEps}`);
+  // BitNet b1.58: the projections' factory
+  const bitlinear = config.bitlinear ?? false;
+  if (typeof bitlinear !== 'boolean') throw new Error(`GPT config: bitlinear must be true or false, got ${String(bitlinear)}`);
+  const bitlinearOptions = resolveBitLinearOptions({ normEps, ...config.bitlinearOptions });
   return {
     vocabSize: config.vocabSize,
     contextLength: config.contextLength,
@@ -69,11 +106,15 @@ export function resolveGPTConfig(config: GPTConfig): ResolvedGPTConfig {
     norm,
     mlp,
     hidden,
+    pos,
+    ropeTheta,
     bias: config.bias ?? false,
     tiedHead: config.tiedHead ?? false,
     initStd,
     normEps,
-    linear: config.linear ?? denseLinear,
+    bitlinear,
+    bitlinearOptions,
+    linear: config.linear ?? (bitlinear ? bitLinearFactory(bitlinearOptions) : denseLinear),
   };
 }
 
@@ -97,7 +138,10 @@ export class GPT {
   /** Every parameter, by HF-style name. */
   readonly params = new ParameterSet();
   readonly tokenEmbedding: Embedding;
-  readonly positionEmbedding: Embedding;
+  /** Learned positions (`pos: 'learned'`), or null with RoPE. */
+  readonly positionEmbedding: Embedding | null;
+  /** The RoPE table shared by every layer (`pos: 'rope'`), or null. */
+  readonly rotary: RotaryEmbedding | null;
   readonly blocks: Block[];
   readonly finalNorm: NormLayer;
   /** The LM head weight (V, C): `lm_head.weight`, or the token embedding when tied. */
@@ -107,18 +151,24 @@ export class GPT {
     const cfg = (this.config = resolveGPTConfig(config));
     const p = this.params;
     this.tokenEmbedding = new Embedding(p, 'model.embed_tokens', cfg.vocabSize, cfg.dim, cfg.initStd);
-    this.positionEmbedding = new Embedding(p, 'model.embed_positions', cfg.contextLength, cfg.dim, cfg.initStd);
+    const rope = cfg.pos === 'rope';
+    this.positionEmbedding = rope ? null : new Embedding(p, 'model.embed_positions', cfg.contextLength, cfg.dim, cfg.initStd);
+    this.rotary = rope ? new RotaryEmbedding(cfg.contextLength, cfg.dim / cfg.heads, cfg.ropeTheta) : null;
     const blockCfg: BlockConfig = cfg;
-    this.blocks = Array.from({ length: cfg.layers }, (_, i) => new Block(p, i, blockCfg));
+    this.blocks = Array.from({ length: cfg.layers }, (_, i) => new Block(p, i, blockCfg, this.rotary));
     this.finalNorm = makeNorm(p, 'model.norm', cfg);
     this.headWeight = cfg.tiedHead
       ? this.tokenEmbedding.weight
       : p.register('lm_head.weight', [cfg.vocabSize, cfg.dim], { init: { kind: 'normal', std: cfg.initStd }, decay: true });
   }
 
-  /** Allocate the parameter and gradient blocks on `heap` and initialise from `rng`. Returns `this`. */
+  /**
+   * Allocate the parameter and gradient blocks on `heap` and initialise from `rng` (and, with
+   * RoPE, the static cos/sin table). Call before the first forward. Returns `this`.
+   */
   materialize(heap: Heap, rng: Rng): this {
     this.params.materialize(heap, rng);
+    this.rotary?.materialize(heap);
     return this;
   }
 

@@ -2,5 +2,11 @@
 export { Linear, denseLinear, type LinearFactory, type LinearLayer, type LinearSpec } from './linear.js';
 export { LayerNorm, RMSNorm, type NormLayer } from './norm.js';
 export { Embedding } from './embedding.js';
+export { RotaryEmbedding } from './rope.js';
 export { Block, CausalSelfAttention, MLP, makeNorm, type BlockConfig } from './block.js';
 export { GPT, resolveGPTConfig, type GPTConfig, type GPTOutput, type ResolvedGPTConfig } from './gpt.js';
+// BitNet b1.58
+export {
+  BitLinear, bitLinearFactory, bitLinearNormName, resolveBitLinearOptions,
+  type BitLinearOptions, type BitLinearScale, type ResolvedBitLinearOptions,
+} from './bitlinear.js';

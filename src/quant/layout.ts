@@ -44,12 +44,15 @@ export function weightScaleCount(N: number, K: number, group: number): number {
 /**
  * Throws unless `group` is N*K, K, or a divisor G of K; with `packedKernels`, a per-group G
  * must also be a multiple of 16 (the panel width of `ternary_forward` / `ternary_backward_dx`).
+ * A block of whole rows, `group = R*K` with `N % R == 0`, is also accepted (every kernel indexes
+ * scales by `floor((n*K+k)/group)`): BitLinear uses it for one scale per stacked q/k/v part.
  */
 export function checkWeightScaleGroup(op: string, N: number, K: number, group: number, packedKernels = false): void {
   checkShape(op, N, K);
-  const ok = Number.isInteger(group) && group > 0 && (group === N * K || group === K || (group < K && K % group === 0));
+  const rowBlock = group > K && group % K === 0 && N % (group / K) === 0;
+  const ok = Number.isInteger(group) && group > 0 && (group === N * K || group === K || rowBlock || (group < K && K % group === 0));
   if (!ok) {
-    throw new QuantLayoutError(`${op}: weight scale group ${group} for W (${N}, ${K}) must be ${N * K} (per tensor), ${K} (per channel) or a divisor of ${K} (per group)`);
+    throw new QuantLayoutError(`${op}: weight scale group ${group} for W (${N}, ${K}) must be ${N * K} (per tensor), ${K} (per channel), a divisor of ${K} (per group) or R*${K} with R dividing ${N} (per block of rows)`);
   }
   if (packedKernels && group < K && group % 16 !== 0) {
     throw new QuantLayoutError(`${op}: per-group scales of ${group} elements for W (${N}, ${K}): the packed kernels need a multiple of 16 (use 16, 32, 64, ... or per-channel scales)`);

@@ -1,9 +1,12 @@
 /** The differentiable ops: each computes its forward on the backend and records its backward. */
 export { linear, matmul } from './linear.js';
 export { layerNorm, rmsNorm } from './norm.js';
-export { gelu, silu } from './activation.js';
+export { gelu, silu, relu2 } from './activation.js';
 export { add, mul, scale } from './elementwise.js';
 export { sum, mean } from './reduce.js';
 export { attention } from './attention.js';
+export { rope } from './rope.js';
 export { embedding } from './embedding.js';
 export { crossEntropy } from './loss.js';
+// BitNet b1.58
+export { bitLinear, type BitLinearOpOptions, type SteVariant } from './bitlinear.js';

@@ -1,4 +1,4 @@
-// Reference GELU (tanh approximation) and SiLU, forward and backward; all arrays are (n).
+// Reference GELU (tanh approximation), SiLU and squared ReLU, forward and backward; all arrays are (n).
 import type { Floats, Ptr } from '../backend.js';
 
 const GELU_SCALE = Math.sqrt(2 / Math.PI);
@@ -33,5 +33,21 @@ export function siluBackward(mem: Floats, dinp: Ptr, inp: Ptr, dout: Ptr, n: num
     const x = mem[inp + i];
     const sig = 1 / (1 + Math.exp(-x));
     mem[dinp + i] += sig * (1 + x * (1 - sig)) * mem[dout + i];
+  }
+}
+
+// squared ReLU: out = max(x, 0)^2 (Math.max keeps NaN, as wasm's max does)
+export function relu2Forward(mem: Floats, out: Ptr, inp: Ptr, n: number): void {
+  for (let i = 0; i < n; i++) {
+    const r = Math.max(mem[inp + i], 0);
+    mem[out + i] = r * r;
+  }
+}
+
+// in the forward pass: out = r^2, r = max(x, 0); so dinp += 2 r dout
+export function relu2Backward(mem: Floats, dinp: Ptr, inp: Ptr, dout: Ptr, n: number): void {
+  for (let i = 0; i < n; i++) {
+    const r = Math.max(mem[inp + i], 0);
+    mem[dinp + i] += 2 * r * mem[dout + i];
   }
 }

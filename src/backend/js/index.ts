@@ -13,6 +13,11 @@ import { gemmReference } from './gemm.js';
 import * as loss from './loss.js';
 import * as norm from './norm.js';
 import * as optim from './optim.js';
+// BitNet b1.58 quantizers and packed ternary matmuls
+import * as quant from './quant.js';
+import * as ternary from './ternary.js';
+import * as qcheck from '../checks-quant.js';
+import * as rope from './rope.js';
 
 /** Options for {@link JsBackend}. */
 export interface JsBackendOptions {
@@ -262,5 +267,95 @@ export class JsBackend implements Backend {
   clipScale(out: Ptr, sumsq: Ptr, maxNorm: number): void {
     check.checkClipScale(this, out, sumsq);
     optim.clipScale(this.mem, out, sumsq, maxNorm);
+  }
+
+  // ---- BitNet b1.58: quantizers and packed ternary matmuls ----------------------------------
+  // One byte (int8 activation, packed weight byte) per element slot; the kernels take views
+  // whose element 0 is the buffer start. The packed matmuls need no scratch here.
+
+  byteSlots(bytes: number): number {
+    qcheck.checkByteCount(this, bytes);
+    return bytes;
+  }
+
+  ternaryScratchSlots(kernel: 'forward' | 'backwardDx', N: number, K: number): number {
+    void kernel; void N; void K;
+    return 0;
+  }
+
+  private view(p: Ptr): Floats {
+    return this.mem.subarray(p);
+  }
+
+  absmeanScales(scales: Ptr, w: Ptr, count: number, group: number): void {
+    qcheck.checkAbsmeanScales(this, scales, w, count, group);
+    quant.absmeanScales(this.view(scales), this.view(w), count, group, 0, count / group);
+  }
+
+  ternaryPack(packed: Ptr, w: Ptr, scales: Ptr, N: number, K: number, group: number): void {
+    qcheck.checkTernaryPack(this, packed, w, scales, N, K, group);
+    quant.ternaryPack(this.view(packed), this.view(w), this.view(scales), N, K, group, 0, (N + 3) >> 2);
+  }
+
+  ternaryDequantize(out: Ptr, packed: Ptr, scales: Ptr, N: number, K: number, group: number): void {
+    qcheck.checkTernaryDequantize(this, out, packed, scales, N, K, group);
+    quant.ternaryDequantize(this.view(out), this.view(packed), this.view(scales), N, K, group, 0, N);
+  }
+
+  quantizeActivations(xq: Ptr, sx: Ptr, x: Ptr, M: number, K: number): void {
+    qcheck.checkActivationQuant(this, 'quantizeActivations', 'x', x, xq, sx, M, K);
+    quant.quantizeActivations(this.view(xq), this.view(sx), this.view(x), M, K, 0, M);
+  }
+
+  dequantizeActivations(out: Ptr, xq: Ptr, sx: Ptr, M: number, K: number): void {
+    qcheck.checkActivationQuant(this, 'dequantizeActivations', 'out', out, xq, sx, M, K);
+    quant.dequantizeActivations(this.view(out), this.view(xq), this.view(sx), M, K, 0, M);
+  }
+
+  ternaryForward(out: Ptr, xq: Ptr, sx: Ptr, packed: Ptr, sw: Ptr, scratch: Ptr, M: number, N: number, K: number, group: number): void {
+    qcheck.checkTernaryForward(this, out, xq, sx, packed, sw, scratch, 0, M, N, K, group);
+    ternary.ternaryForward(this.view(out), this.view(xq), this.view(sx), this.view(packed), this.view(sw), M, N, K, group, 0, M);
+  }
+
+  ternaryBackwardDx(dx: Ptr, dy: Ptr, packed: Ptr, sw: Ptr, scratch: Ptr, M: number, N: number, K: number, group: number): void {
+    qcheck.checkTernaryBackwardDx(this, dx, dy, packed, sw, scratch, 0, M, N, K, group);
+    ternary.ternaryBackwardDx(this.view(dx), this.view(dy), this.view(packed), this.view(sw), M, N, K, group, 0, M);
+  }
+
+  steClippedWeights(dw: Ptr, dwq: Ptr, w: Ptr, scales: Ptr, N: number, K: number, group: number): void {
+    qcheck.checkSteClippedWeights(this, dw, dwq, w, scales, N, K, group);
+    quant.steClippedWeights(this.view(dw), this.view(dwq), this.view(w), this.view(scales), N, K, group, 0, N);
+  }
+
+  steClippedActivations(dx: Ptr, dxq: Ptr, x: Ptr, sx: Ptr, M: number, K: number): void {
+    qcheck.checkSteClippedActivations(this, dx, dxq, x, sx, M, K);
+    quant.steClippedActivations(this.view(dx), this.view(dxq), this.view(x), this.view(sx), M, K, 0, M);
+  }
+
+  // ---- squared ReLU and rotary position embedding (mlp: 'relu2', pos: 'rope') ----
+
+  relu2Forward(out: Ptr, inp: Ptr, n: number): void {
+    check.checkElementwise(this, 'relu2Forward', n, 'out', out, 'inp', inp);
+    act.relu2Forward(this.mem, out, inp, n);
+  }
+
+  relu2Backward(dinp: Ptr, inp: Ptr, dout: Ptr, n: number): void {
+    check.checkElementwise(this, 'relu2Backward', n, 'dinp', dinp, 'inp', inp, 'dout', dout);
+    act.relu2Backward(this.mem, dinp, inp, dout, n);
+  }
+
+  ropeTable(table: Ptr, T: number, hs: number, theta: number): void {
+    check.checkRopeTable(this, table, T, hs, theta);
+    rope.ropeTable(this.mem, table, T, hs, theta);
+  }
+
+  ropeForward(out: Ptr, inp: Ptr, table: Ptr, B: number, T: number, C: number, NH: number): void {
+    check.checkRopeForward(this, out, inp, table, B, T, C, NH);
+    rope.ropeForward(this.mem, out, inp, table, B, T, C, NH);
+  }
+
+  ropeBackward(dinp: Ptr, dout: Ptr, table: Ptr, B: number, T: number, C: number, NH: number): void {
+    check.checkRopeBackward(this, dinp, dout, table, B, T, C, NH);
+    rope.ropeBackward(this.mem, dinp, dout, table, B, T, C, NH);
   }
 }

@@ -6,6 +6,8 @@
  */
 import { BackendError, type AdamWParams, type Backend, type Floats, type GemmLayout, type Ptr } from '../backend.js';
 import * as check from '../checks.js';
+import * as qcheck from '../checks-quant.js';
+import { ternaryBackwardDxScratchBytes, ternaryForwardScratchBytes } from '../../quant/layout.js';
 import { kernelsMtWasmBytes, kernelsWasmBytes } from '../../runtime/wasm-bytes.js';
 import { ThreadPool, POOL_CONTROL_BYTES } from '../../runtime/pool.js';
 import { resolveThreads } from '../../runtime/threads.js';
@@ -399,6 +401,100 @@ export class WasmBackend implements Backend {
   clipScale(out: Ptr, sumsq: Ptr, maxNorm: number): void {
     check.checkClipScale(this, out, sumsq);
     this.run('clip_scale', 1, [out * 4, sumsq * 4, maxNorm]);
+  }
+
+  // ---- BitNet b1.58: quantizers and packed ternary matmuls ----------------------------------
+  // Byte buffers take ceil(bytes/4) f32 slots; a pointer p is byte 4p. The packed matmuls get
+  // one scratch region per thread (`perThread`), 64-byte aligned, sized by ternaryScratchSlots.
+
+  byteSlots(bytes: number): number {
+    qcheck.checkByteCount(this, bytes);
+    return Math.ceil(bytes / 4);
+  }
+
+  /** Bytes between consecutive threads' scratch regions. */
+  private scratchStride(kernel: 'forward' | 'backwardDx', N: number, K: number): number {
+    const bytes = kernel === 'forward' ? ternaryForwardScratchBytes(K) : ternaryBackwardDxScratchBytes(N);
+    return Math.ceil(bytes / 64) * 64;
+  }
+
+  ternaryScratchSlots(kernel: 'forward' | 'backwardDx', N: number, K: number): number {
+    return (this.threads * this.scratchStride(kernel, N, K)) / 4;
+  }
+
+  absmeanScales(scales: Ptr, w: Ptr, count: number, group: number): void {
+    qcheck.checkAbsmeanScales(this, scales, w, count, group);
+    this.run('absmean_scales', count / group, [scales * 4, w * 4, count, group], count);
+  }
+
+  ternaryPack(packed: Ptr, w: Ptr, scales: Ptr, N: number, K: number, group: number): void {
+    qcheck.checkTernaryPack(this, packed, w, scales, N, K, group);
+    this.run('ternary_pack', (N + 3) >> 2, [packed * 4, w * 4, scales * 4, N, K, group], N * K);
+  }
+
+  ternaryDequantize(out: Ptr, packed: Ptr, scales: Ptr, N: number, K: number, group: number): void {
+    qcheck.checkTernaryDequantize(this, out, packed, scales, N, K, group);
+    this.run('ternary_dequantize', N, [out * 4, packed * 4, scales * 4, N, K, group], N * K);
+  }
+
+  quantizeActivations(xq: Ptr, sx: Ptr, x: Ptr, M: number, K: number): void {
+    qcheck.checkActivationQuant(this, 'quantizeActivations', 'x', x, xq, sx, M, K);
+    this.run('quantize_activations', M, [xq * 4, sx * 4, x * 4, M, K], 2 * M * K);
+  }
+
+  dequantizeActivations(out: Ptr, xq: Ptr, sx: Ptr, M: number, K: number): void {
+    qcheck.checkActivationQuant(this, 'dequantizeActivations', 'out', out, xq, sx, M, K);
+    this.run('dequantize_activations', M, [out * 4, xq * 4, sx * 4, M, K], M * K);
+  }
+
+  ternaryForward(out: Ptr, xq: Ptr, sx: Ptr, packed: Ptr, sw: Ptr, scratch: Ptr, M: number, N: number, K: number, group: number): void {
+    qcheck.checkTernaryForward(this, out, xq, sx, packed, sw, scratch, this.ternaryScratchSlots('forward', N, K), M, N, K, group);
+    const stride = this.scratchStride('forward', N, K);
+    this.run('ternary_forward', M, [out * 4, xq * 4, sx * 4, packed * 4, sw * 4, scratch * 4, M, N, K, group], M * N * K, { index: 5, stride });
+  }
+
+  ternaryBackwardDx(dx: Ptr, dy: Ptr, packed: Ptr, sw: Ptr, scratch: Ptr, M: number, N: number, K: number, group: number): void {
+    qcheck.checkTernaryBackwardDx(this, dx, dy, packed, sw, scratch, this.ternaryScratchSlots('backwardDx', N, K), M, N, K, group);
+    const stride = this.scratchStride('backwardDx', N, K);
+    this.run('ternary_backward_dx', M, [dx * 4, dy * 4, packed * 4, sw * 4, scratch * 4, M, N, K, group], M * N * K, { index: 4, stride });
+  }
+
+  steClippedWeights(dw: Ptr, dwq: Ptr, w: Ptr, scales: Ptr, N: number, K: number, group: number): void {
+    qcheck.checkSteClippedWeights(this, dw, dwq, w, scales, N, K, group);
+    this.run('ste_clipped_weights', N, [dw * 4, dwq * 4, w * 4, scales * 4, N, K, group], N * K);
+  }
+
+  steClippedActivations(dx: Ptr, dxq: Ptr, x: Ptr, sx: Ptr, M: number, K: number): void {
+    qcheck.checkSteClippedActivations(this, dx, dxq, x, sx, M, K);
+    this.run('ste_clipped_activations', M, [dx * 4, dxq * 4, x * 4, sx * 4, M, K], M * K);
+  }
+
+  // ---- squared ReLU and rotary position embedding (mlp: 'relu2', pos: 'rope') ----
+
+  relu2Forward(out: Ptr, inp: Ptr, n: number): void {
+    check.checkElementwise(this, 'relu2Forward', n, 'out', out, 'inp', inp);
+    this.run('relu2_forward', n, [out * 4, inp * 4]);
+  }
+
+  relu2Backward(dinp: Ptr, inp: Ptr, dout: Ptr, n: number): void {
+    check.checkElementwise(this, 'relu2Backward', n, 'dinp', dinp, 'inp', inp, 'dout', dout);
+    this.run('relu2_backward', n, [dinp * 4, inp * 4, dout * 4]);
+  }
+
+  ropeTable(table: Ptr, T: number, hs: number, theta: number): void {
+    check.checkRopeTable(this, table, T, hs, theta);
+    // a pow, a cos and a sin in f64 per pair: ~100 scalar operations each
+    this.run('rope_table', T, [table * 4, hs, theta], 50 * T * hs);
+  }
+
+  ropeForward(out: Ptr, inp: Ptr, table: Ptr, B: number, T: number, C: number, NH: number): void {
+    check.checkRopeForward(this, out, inp, table, B, T, C, NH);
+    this.run('rope_forward', B * T, [out * 4, inp * 4, table * 4, B, T, C, NH], 3 * B * T * C);
+  }
+
+  ropeBackward(dinp: Ptr, dout: Ptr, table: Ptr, B: number, T: number, C: number, NH: number): void {
+    check.checkRopeBackward(this, dinp, dout, table, B, T, C, NH);
+    this.run('rope_backward', B * T, [dinp * 4, dout * 4, table * 4, B, T, C, NH], 3 * B * T * C);
   }
 }
 

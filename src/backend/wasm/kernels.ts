@@ -18,7 +18,12 @@ export type KernelName =
   | 'attention_forward' | 'attention_backward'
   | 'embedding_forward' | 'embedding_backward'
   | 'crossentropy_forward' | 'crossentropy_backward'
-  | 'adamw_step' | 'clip_scale';
+  | 'adamw_step' | 'clip_scale'
+  // BitNet b1.58: quantizers and packed ternary matmuls (BitLinear)
+  | 'absmean_scales' | 'ternary_pack' | 'ternary_dequantize' | 'quantize_activations' | 'dequantize_activations'
+  | 'ternary_forward' | 'ternary_backward_dx' | 'ste_clipped_weights' | 'ste_clipped_activations'
+  // squared ReLU and rotary position embedding (mlp: 'relu2', pos: 'rope')
+  | 'relu2_forward' | 'relu2_backward' | 'rope_table' | 'rope_forward' | 'rope_backward';
 
 export const KERNEL_NAMES: readonly KernelName[] = [
   'gemm_nn', 'gemm_nt', 'gemm_tn',
@@ -31,6 +36,11 @@ export const KERNEL_NAMES: readonly KernelName[] = [
   'embedding_forward', 'embedding_backward',
   'crossentropy_forward', 'crossentropy_backward',
   'adamw_step', 'clip_scale',
+  // BitNet b1.58: quantizers and packed ternary matmuls (BitLinear)
+  'absmean_scales', 'ternary_pack', 'ternary_dequantize', 'quantize_activations', 'dequantize_activations',
+  'ternary_forward', 'ternary_backward_dx', 'ste_clipped_weights', 'ste_clipped_activations',
+  // squared ReLU and rotary position embedding (mlp: 'relu2', pos: 'rope')
+  'relu2_forward', 'relu2_backward', 'rope_table', 'rope_forward', 'rope_backward',
 ];
 
 /** Everything the backend reads from an instance's exports. */

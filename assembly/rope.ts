@@ -1,0 +1,115 @@
+// Rotary position embedding (RoPE), LLaMA convention (Hugging Face `rotate_half`): inside each
+// head of size hs, element i pairs with element i + hs/2 (i < hs/2) and the pair turns by the
+// angle t * theta_i, theta_i = theta^(-2i/hs), t the token's position. Byte-offset pointers.
+// table (maxT, hs): row t holds cos(t theta_i) for i < hs/2, then sin(t theta_i) for i < hs/2.
+// inp, out, dinp, dout (B,T,3C): q, k, v side by side per token (llm.c layout); hs = C/NH, even.
+// q and k (the first 2C of a row: 2*NH heads) rotate; v (the last C) passes through.
+// Every lane and the scalar tail use the same f32 operations (no FMA), so any split gives the same bits.
+import { el } from './vec';
+
+// rows [r0, r1) of the table, row t = position t. The angles and their cos/sin are computed in
+// f64 with AssemblyScript's Math (implemented in wasm: the same bits in every engine), then
+// rounded to f32 once.
+export function rope_table(table: usize, hs: i32, theta: f32, r0: i32, r1: i32): void {
+  const half = hs >> 1;
+  for (let t = r0; t < r1; t++) {
+    const cs = table + el(t * hs);
+    const sn = cs + el(half);
+    for (let i = 0; i < half; i++) {
+      const invFreq = Math.pow(<f64>theta, (-2.0 * <f64>i) / <f64>hs);
+      const angle = <f64>t * invFreq;
+      store<f32>(cs + el(i), <f32>Math.cos(angle));
+      store<f32>(sn + el(i), <f32>Math.sin(angle));
+    }
+  }
+}
+
+// y1 = x1 c - x2 s, y2 = x2 c + x1 s for the `half` pairs (x1[i], x2[i] = x1[i + half]) of one
+// head; with sign = -1 the inverse rotation (s -> -s). y may equal x: a pair is read before it
+// is written and pairs never overlap.
+// @ts-ignore: decorator
+@inline function rotateHead(y: usize, x: usize, cs: usize, sn: usize, half: i32, negate: bool): void {
+  const x2o = el(half);
+  let i = 0;
+  for (; i + 4 <= half; i += 4) {
+    const c = v128.load(cs + el(i));
+    const s0 = v128.load(sn + el(i));
+    const s = negate ? f32x4.neg(s0) : s0;
+    const x1 = v128.load(x + el(i));
+    const x2 = v128.load(x + x2o + el(i));
+    v128.store(y + el(i), f32x4.sub(f32x4.mul(x1, c), f32x4.mul(x2, s)));
+    v128.store(y + x2o + el(i), f32x4.add(f32x4.mul(x2, c), f32x4.mul(x1, s)));
+  }
+  for (; i < half; i++) {
+    const c = load<f32>(cs + el(i));
+    const s0 = load<f32>(sn + el(i));
+    const s: f32 = negate ? -s0 : s0;
+    const x1 = load<f32>(x + el(i));
+    const x2 = load<f32>(x + x2o + el(i));
+    store<f32>(y + el(i), x1 * c - x2 * s);
+    store<f32>(y + x2o + el(i), x2 * c + x1 * s);
+  }
+}
+
+// out = rope(inp): q and k of token (b, t) rotated by row t of the table, v copied.
+// rows [r0, r1) of the (B,T) tokens, row r = b*T + t writes only its own (3C) row of out.
+// out may equal inp (in place); otherwise they must not overlap.
+export function rope_forward(out: usize, inp: usize, table: usize, B: i32, T: i32, C: i32, NH: i32, r0: i32, r1: i32): void {
+  const C3 = 3 * C;
+  const hs = C / NH;
+  const half = hs >> 1;
+  for (let r = r0; r < r1; r++) {
+    const t = r % T;
+    const cs = table + el(t * hs);
+    const sn = cs + el(half);
+    const x = inp + el(r * C3);
+    const y = out + el(r * C3);
+    for (let h = 0; h < 2 * NH; h++) rotateHead(y + el(h * hs), x + el(h * hs), cs, sn, half, false);
+    if (y != x) memory.copy(y + el(2 * C), x + el(2 * C), <usize>C << 2);
+  }
+}
+
+// in the forward pass: y1 = x1 c - x2 s, y2 = x2 c + x1 s (a rotation by +angle), v copied;
+// so dx1 += dy1 c + dy2 s, dx2 += dy2 c - dy1 s (the transpose: a rotation by -angle), dv += dy_v.
+// rows [r0, r1) of the (B,T) tokens, row r writes only its own (3C) row of dinp.
+// dinp must not overlap dout.
+export function rope_backward(dinp: usize, dout: usize, table: usize, B: i32, T: i32, C: i32, NH: i32, r0: i32, r1: i32): void {
+  const C3 = 3 * C;
+  const hs = C / NH;
+  const half = hs >> 1;
+  const x2o = el(half);
+  for (let r = r0; r < r1; r++) {
+    const t = r % T;
+    const cs = table + el(t * hs);
+    const sn = cs + el(half);
+    const dy = dout + el(r * C3);
+    const dx = dinp + el(r * C3);
+    for (let h = 0; h < 2 * NH; h++) {
+      const g = dy + el(h * hs);
+      const d = dx + el(h * hs);
+      let i = 0;
+      for (; i + 4 <= half; i += 4) {
+        const c = v128.load(cs + el(i));
+        const s = v128.load(sn + el(i));
+        const g1 = v128.load(g + el(i));
+        const g2 = v128.load(g + x2o + el(i));
+        v128.store(d + el(i), f32x4.add(v128.load(d + el(i)), f32x4.add(f32x4.mul(g1, c), f32x4.mul(g2, s))));
+        v128.store(d + x2o + el(i), f32x4.add(v128.load(d + x2o + el(i)), f32x4.sub(f32x4.mul(g2, c), f32x4.mul(g1, s))));
+      }
+      for (; i < half; i++) {
+        const c = load<f32>(cs + el(i));
+        const s = load<f32>(sn + el(i));
+        const g1 = load<f32>(g + el(i));
+        const g2 = load<f32>(g + x2o + el(i));
+        store<f32>(d + el(i), load<f32>(d + el(i)) + (g1 * c + g2 * s));
+        store<f32>(d + x2o + el(i), load<f32>(d + x2o + el(i)) + (g2 * c - g1 * s));
+      }
+    }
+    // v: dinp += dout
+    const dv = dx + el(2 * C);
+    const gv = dy + el(2 * C);
+    let i = 0;
+    for (; i + 4 <= C; i += 4) v128.store(dv + el(i), f32x4.add(v128.load(dv + el(i)), v128.load(gv + el(i))));
+    for (; i < C; i++) store<f32>(dv + el(i), load<f32>(dv + el(i)) + load<f32>(gv + el(i)));
+  }
+}
