@@ -2,6 +2,9 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { createWasmBackend, type WasmBackend } from '../src/backend/wasm/index.js';
 import { validateThreads } from '../src/runtime/threads.js';
 import { Rng } from '../src/util/rng.js';
+import { Heap } from '../src/tensor/index.js';
+import { GPT } from '../src/nn/index.js';
+import { AdamW, trainStep } from '../src/optim/index.js';
 
 /** Random inputs written at consecutive pointers; returns the pointers. */
 function fillRandom(be: WasmBackend, sizes: number[], seed: number): number[] {
@@ -85,5 +88,29 @@ describe('thread pool', () => {
   it('rejects thread counts that are not integers from 1 to 256', () => {
     for (const bad of [0, -1, 1.5, 257, NaN]) expect(() => validateThreads(bad, '--threads')).toThrow(/--threads: threads must be an integer from 1 to 256/);
     expect(validateThreads(3)).toBe(3);
+  });
+
+  it('trains 20 steps to bit-identical losses at 1, 2, 3 and 4 threads (fp and BitLinear)', async () => {
+    const hex = (x: number) => new Uint32Array(Float32Array.of(x).buffer)[0]!.toString(16).padStart(8, '0');
+    const lossCurve = async (threads: number, bitlinear: boolean) => {
+      const be = await backend(threads);
+      const heap = new Heap(be);
+      // big enough that every heavy kernel is split across threads (work >= 32768)
+      const model = new GPT({ vocabSize: 40, contextLength: 32, layers: 2, heads: 4, dim: 64, bitlinear }).materialize(heap, new Rng(5));
+      const opt = new AdamW(model.params, { lr: 3e-3, betas: [0.9, 0.95], weightDecay: 0.1, clipNorm: 1 });
+      const data = new Rng(9);
+      const losses: string[] = [];
+      for (let step = 0; step < 20; step++) {
+        const tokens = Int32Array.from({ length: 8 * 32 }, () => data.int(40));
+        const targets = Int32Array.from(tokens, (t, i) => (t + (i % 3)) % 40);
+        losses.push(hex(await trainStep(heap, model, opt, { tokens, targets, B: 8, T: 32 })));
+      }
+      return losses;
+    };
+    for (const bitlinear of [false, true]) {
+      const reference = await lossCurve(1, bitlinear);
+      expect(new Set(reference).size).toBeGreaterThan(10); // the loss moves: this compares real curves
+      for (const threads of [2, 3, 4]) expect(await lossCurve(threads, bitlinear), `${threads} threads, bitlinear ${bitlinear}`).toEqual(reference);
+    }
   });
 });

@@ -1,0 +1,159 @@
+// The training side of the browser example: a module Web Worker that trains the default model
+// (DEFAULT_RUN_CONFIG: a 4-layer BitNet b1.58 GPT, char-level tinyshakespeare) with the same
+// Trainer, schedule and checkpoint format as the CLI, so a checkpoint saved here resumes with
+// `bitnet-train train --resume` in Node after copying it out of the browser.
+//
+// Messages in:  { type: 'init', options }, then 'start', 'pause', 'save', 'load', 'sample'
+// Messages out: 'ready', 'step', 'sample', 'saved', 'loaded', 'paused', 'done', 'warning', 'error'
+
+/** @type {typeof import('../../dist/index.js')} */
+let lib;
+let trainer, model, heap, dataset, cfg, fs;
+let options;
+let running = false;
+let sampleCount = 0;
+
+const CHECKPOINT_DIR = 'bitnet-browser';
+const post = (message) => postMessage(message);
+
+// Warnings from the library (no SIMD, no threads) reach the page's UI, not only the console.
+const consoleWarn = console.warn.bind(console);
+console.warn = (...args) => {
+  consoleWarn(...args);
+  post({ type: 'warning', message: args.map(String).join(' ') });
+};
+
+/** FNV-1a over the f32 bits of every parameter, in name order: "same weights" in one string. */
+function weightsDigest() {
+  let h = 0x811c9dc5;
+  for (const values of model.params.exportValuesSync().values()) {
+    const bytes = new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
+    for (let i = 0; i < bytes.length; i++) h = Math.imul(h ^ bytes[i], 0x01000193) >>> 0;
+  }
+  return h.toString(16).padStart(8, '0');
+}
+
+async function init(opts) {
+  options = opts;
+  if (!opts.simd) {
+    // Simulate a browser without WebAssembly SIMD: the library's feature probe fails, so
+    // createBackend('wasm') warns and falls back to the js backend (its real code path).
+    WebAssembly.validate = () => false;
+  }
+  lib = await import('../../dist/index.js');
+  const corpusUrl = new URL('../data/tinyshakespeare.txt', import.meta.url);
+  const text = await (await fetch(corpusUrl)).text();
+  cfg = { ...lib.DEFAULT_RUN_CONFIG };
+  dataset = lib.TextDataset.fromText(text, { tokenizer: cfg.tokenizer, valFraction: cfg.valFraction, source: 'tinyshakespeare.txt', contextLength: cfg.context });
+  const modelCfg = lib.modelConfigFromRun(cfg, dataset.tokenizer.vocabSize);
+  const built = lib.createModel(modelCfg);
+  model = built.model;
+  for (const w of built.unsupported) post({ type: 'warning', message: w });
+
+  // threads need SharedArrayBuffer, i.e. a cross-origin isolated page; createBackend alone
+  // gives the single-threaded SIMD kernels, or the js backend (with a warning) without SIMD
+  const threads = lib.hasWasmSimd() && globalThis.crossOriginIsolated ? opts.threads : 1;
+  const backend = threads > 1 ? await lib.createWasmBackend({ threads }) : await lib.createBackend('wasm');
+  heap = new lib.Heap(backend);
+  model.materialize(heap, new lib.Rng(cfg.seed));
+  const optimizer = new lib.AdamW(model.params, { lr: cfg.lr, betas: [cfg.beta1, cfg.beta2], weightDecay: cfg.weightDecay, clipNorm: cfg.clip });
+  fs = await lib.getDefaultFileSystem();
+  trainer = new lib.Trainer({
+    model,
+    dataset,
+    optimizer,
+    options: {
+      iters: cfg.iters,
+      batchSize: cfg.batch,
+      contextLength: cfg.context,
+      schedule: lib.scheduleFromRun(cfg),
+      seed: cfg.seed,
+      checkpoints: { fs, dir: CHECKPOINT_DIR, keep: 2 },
+      config: { run: { ...cfg, out: null, logFile: null, resume: null }, model: { ...modelCfg } },
+    },
+  });
+  post({
+    type: 'ready',
+    backend: backend.name,
+    threads: backend.threads ?? 1,
+    crossOriginIsolated: globalThis.crossOriginIsolated === true,
+    fileSystem: fs.kind,
+    parameters: model.params.count,
+    vocabSize: dataset.tokenizer.vocabSize,
+    config: { layers: cfg.layers, heads: cfg.heads, dim: cfg.dim, context: cfg.context, batch: cfg.batch, iters: cfg.iters, bitlinear: modelCfg.bitlinear },
+    stopAt: Math.min(opts.steps, cfg.iters),
+  });
+}
+
+function sample() {
+  const ids = lib.generate(model, heap, lib.promptIds(dataset.tokenizer, '\n'), {
+    maxNewTokens: options.sampleTokens,
+    temperature: cfg.temperature,
+    topK: cfg.topK,
+    rng: new lib.Rng(cfg.seed + 104729 + sampleCount++),
+  });
+  post({ type: 'sample', step: trainer.step, text: dataset.tokenizer.decode(ids) });
+}
+
+/** One training step, and what follows it (a sample every `sampleEvery`, the end). */
+function step() {
+  const info = trainer.trainStep();
+  post({ type: 'step', step: info.step, loss: info.loss, lr: info.lr, tokens: info.tokens, seconds: info.seconds, skipped: info.skipped });
+  if (options.sampleEvery > 0 && info.step % options.sampleEvery === 0) sample();
+  if (trainer.step >= Math.min(options.steps, cfg.iters)) {
+    running = false;
+    sample();
+    post({ type: 'done', step: trainer.step });
+  }
+}
+
+const commands = {
+  init: (m) => init(m.options),
+  start: () => { running = trainer.step < Math.min(options.steps, cfg.iters); },
+  pause: () => { running = false; post({ type: 'paused', step: trainer.step }); },
+  sample: () => sample(),
+  save: async () => {
+    const path = await trainer.save();
+    post({ type: 'saved', step: trainer.step, path, digest: weightsDigest() });
+  },
+  load: async () => {
+    const dir = await lib.latestCheckpoint(fs, CHECKPOINT_DIR);
+    if (!dir) throw new Error(`no checkpoint in OPFS ${CHECKPOINT_DIR}/ yet: train a little and press Save first`);
+    trainer.restore(await lib.loadCheckpoint(fs, dir));
+    post({ type: 'loaded', step: trainer.step, path: dir, digest: weightsDigest() });
+  },
+};
+
+// One consumer: commands run between steps, in order, so a save never sees half a step.
+const pending = [];
+let wake = () => {};
+self.onmessage = ({ data }) => {
+  pending.push(data);
+  wake();
+};
+
+// (not top-level await: a module worker's messages wait until its evaluation has finished)
+void (async function pump() {
+  for (;;) {
+    if (pending.length > 0) {
+      const m = pending.shift();
+      try {
+        if (!commands[m.type]) throw new Error(`unknown command ${JSON.stringify(m.type)}`);
+        await commands[m.type](m);
+      } catch (err) {
+        running = false;
+        post({ type: 'error', message: `${m.type}: ${err?.message ?? err}` });
+      }
+    } else if (running) {
+      try {
+        step();
+      } catch (err) {
+        running = false;
+        post({ type: 'error', message: `training: ${err?.message ?? err}` });
+      }
+      await new Promise((r) => setTimeout(r, 0)); // let messages in
+    } else {
+      await new Promise((r) => { wake = r; });
+    }
+  }
+})();

@@ -1,0 +1,203 @@
+/**
+ * Command-line parsing for `bitnet-train`: `--flag value`, `--flag=value`, boolean `--fp`.
+ * Every value is checked against `OPTION_SPECS` (the same table config files use), and every
+ * mistake becomes a `UsageError` whose message says the flag, what it expects and what it got:
+ *
+ *   --iters: expected a positive integer, got 'abc'
+ *   unknown flag --iter (did you mean --iters?)
+ */
+import {
+  DEFAULT_RUN_CONFIG, OPTION_SPECS, type OptionSpec, type RunConfig, closest, describeType, isValidValue, kebabCase,
+} from '../train/config.js';
+
+/** Bad command-line input: the CLI prints the message and exits with status 2. */
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
+
+/** A flag of a command: its config key (or a command-only name) and value type. */
+interface FlagSpec {
+  name: string;
+  spec: OptionSpec;
+}
+
+const TRAIN_FLAGS: FlagSpec[] = OPTION_SPECS.filter((s) => s.flag).map((spec) => ({ name: `--${kebabCase(spec.key)}`, spec }));
+
+/** Options of `sample` that are not run-config keys. */
+export interface SampleArgs {
+  ckpt: string;
+  prompt: string;
+  tokens: number;
+  temperature: number;
+  topK: number;
+  seed: number;
+  backend: 'wasm' | 'js';
+}
+
+const SAMPLE_DEFAULTS: Omit<SampleArgs, 'ckpt'> = { prompt: '', tokens: 500, temperature: 0.8, topK: 0, seed: 1337, backend: 'wasm' };
+
+const sampleSpec = (key: string, type: OptionSpec['type'], help: string, values?: readonly string[]): FlagSpec => ({
+  name: `--${kebabCase(key)}`,
+  spec: { key: key as keyof RunConfig, type, help, flag: true, ...(values ? { values } : {}) },
+});
+
+const SAMPLE_FLAGS: FlagSpec[] = [
+  sampleSpec('ckpt', 'string', 'checkpoint directory, or a run directory (its latest checkpoint) — required'),
+  sampleSpec('prompt', 'string', "text to continue (default: a newline)"),
+  sampleSpec('tokens', 'posInt', 'tokens to generate'),
+  sampleSpec('temperature', 'posNum', 'softmax temperature (lower: more conservative)'),
+  sampleSpec('topK', 'nonNegInt', 'sample among the k most likely tokens (0: all)'),
+  sampleSpec('seed', 'nonNegInt', 'seed of the draws'),
+  sampleSpec('backend', 'enum', 'kernels: wasm (SIMD) or js (reference)', ['wasm', 'js']),
+];
+
+const NUMBER = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
+
+/** Convert one flag's text to its typed value, or throw the flag's UsageError. */
+export function parseFlagValue(flag: string, spec: OptionSpec, raw: string): string | number | boolean {
+  const fail = (): never => {
+    throw new UsageError(`${flag}: expected ${describeType(spec)}, got '${raw}'`);
+  };
+  let v: string | number | boolean;
+  switch (spec.type) {
+    case 'string':
+    case 'enum':
+      v = raw;
+      break;
+    case 'bool':
+      if (raw !== 'true' && raw !== 'false') fail();
+      v = raw === 'true';
+      break;
+    default:
+      if (!NUMBER.test(raw.trim())) fail();
+      v = Number(raw);
+  }
+  if (!isValidValue(spec, v)) fail();
+  return v;
+}
+
+/** What `parseArgs` found. */
+interface Parsed {
+  values: Record<string, string | number | boolean>;
+  help: boolean;
+}
+
+function parseFlags(command: string, argv: readonly string[], flags: readonly FlagSpec[]): Parsed {
+  const byName = new Map(flags.map((f) => [f.name, f]));
+  const values: Record<string, string | number | boolean> = {};
+  let help = false;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--help' || arg === '-h') {
+      help = true;
+      continue;
+    }
+    if (!arg.startsWith('--')) {
+      throw new UsageError(`${command}: unexpected argument '${arg}' (options are --name value; see bitnet-train ${command} --help)`);
+    }
+    const eq = arg.indexOf('=');
+    const name = eq >= 0 ? arg.slice(0, eq) : arg;
+    const f = byName.get(name);
+    if (!f) {
+      const near = closest(name, [...byName.keys()]);
+      throw new UsageError(`${command}: unknown flag ${name}${near ? ` (did you mean ${near}?)` : ''}; see bitnet-train ${command} --help`);
+    }
+    let raw: string;
+    if (eq >= 0) raw = arg.slice(eq + 1);
+    else if (f.spec.type === 'bool') raw = 'true';
+    else {
+      const next = argv[i + 1];
+      if (next === undefined || next.startsWith('--')) throw new UsageError(`${name}: expected ${describeType(f.spec)}, got nothing`);
+      raw = next;
+      i++;
+    }
+    values[f.spec.key] = parseFlagValue(name, f.spec, raw);
+  }
+  return { values, help };
+}
+
+/** `train` flags → a partial run config (only the flags given), plus `--config` and `--help`. */
+export function parseTrainArgs(argv: readonly string[]): { config: Partial<RunConfig>; configFile?: string; help: boolean } {
+  const configFlag: FlagSpec = { name: '--config', spec: { key: 'config' as keyof RunConfig, type: 'string', flag: true, help: '' } };
+  const { values, help } = parseFlags('train', argv, [configFlag, ...TRAIN_FLAGS]);
+  const { config: configFile, ...rest } = values;
+  return { config: rest as Partial<RunConfig>, ...(configFile !== undefined ? { configFile: configFile as string } : {}), help };
+}
+
+/** `sample` flags, with defaults filled in; `--ckpt` is required (unless `--help`). */
+export function parseSampleArgs(argv: readonly string[]): { args: SampleArgs; help: boolean } {
+  const { values, help } = parseFlags('sample', argv, SAMPLE_FLAGS);
+  if (!help && values.ckpt === undefined) throw new UsageError('sample: --ckpt DIR is required (a checkpoint directory, or a run directory such as runs/<name>)');
+  return { args: { ...SAMPLE_DEFAULTS, ...values } as SampleArgs, help };
+}
+
+const VALUE_NAME: Record<string, string> = { data: 'PATH', out: 'DIR', logFile: 'PATH', resume: 'DIR', ckpt: 'DIR' };
+
+function flagLines(flags: readonly FlagSpec[], defaults: Record<string, unknown>): string {
+  const width = 24;
+  return flags.map((f) => {
+    const t = f.spec.type;
+    const hint = t === 'bool' ? '' : t === 'enum' ? ` ${f.spec.values!.join('|')}` : ` ${VALUE_NAME[f.spec.key] ?? (/Int$/.test(t) ? 'N' : t === 'string' ? 'TEXT' : 'X')}`;
+    const d = defaults[f.spec.key];
+    const def = d === undefined || d === null || d === false || d === '' ? '' : ` (default ${String(d)})`;
+    const left = `  ${f.name}${hint}`;
+    const right = `${f.spec.help}${def}`;
+    return left.length < width - 1 ? left.padEnd(width) + right : `${left}\n${' '.repeat(width)}${right}`;
+  }).join('\n');
+}
+
+/** Break `text` at spaces into lines of at most `width` columns, each indented by `indent`. */
+function wrap(text: string, indent: number, width: number): string {
+  const lines: string[] = [];
+  let line = '';
+  for (const word of text.split(' ')) {
+    if (line && indent + line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = word;
+    } else line = line ? `${line} ${word}` : word;
+  }
+  if (line) lines.push(line);
+  return lines.map((l) => ' '.repeat(indent) + l).join('\n');
+}
+
+/** `bitnet-train --help`. */
+export const MAIN_HELP = `bitnet-train — train BitNet b1.58 (ternary) transformers on CPU, in any JavaScript runtime
+
+Usage:
+  bitnet-train train [options]            train a model (defaults: the bundled tinyshakespeare corpus)
+  bitnet-train sample --ckpt DIR [opts]   generate text from a checkpoint
+  bitnet-train <command> --help           the options of a command
+
+Examples:
+  bitnet-train train --iters 2000 --eval-iters 100 --out runs/shakespeare
+  bitnet-train train --resume runs/shakespeare --iters 4000
+  bitnet-train sample --ckpt runs/shakespeare/best --prompt "ROMEO:" --tokens 300
+`;
+
+/** `bitnet-train train --help`. */
+export function trainHelp(): string {
+  return `Usage: bitnet-train train [--config run.json] [options]
+
+Trains a decoder-only transformer (BitLinear by default, --fp for full precision) with AdamW,
+warmup and a decaying learning rate; evaluates, checkpoints (keeps the last N and best/),
+and prints a sample at the end. Flags override --config, which overrides the defaults.
+
+Options:
+  --config PATH         JSON object of options: the flags in camelCase ("evalEvery": 100), and
+${wrap(OPTION_SPECS.filter((s) => !s.flag).map((s) => s.key).join(', '), 24, 96)}
+${flagLines(TRAIN_FLAGS, DEFAULT_RUN_CONFIG as unknown as Record<string, unknown>)}
+  --help                this text
+`;
+}
+
+/** `bitnet-train sample --help`. */
+export function sampleHelp(): string {
+  return `Usage: bitnet-train sample --ckpt DIR [options]
+
+Loads the model and tokenizer of a checkpoint and continues --prompt.
+
+Options:
+${flagLines(SAMPLE_FLAGS, SAMPLE_DEFAULTS as unknown as Record<string, unknown>)}
+  --help                this text
+`;
+}

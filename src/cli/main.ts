@@ -1,0 +1,26 @@
+#!/usr/bin/env node
+/**
+ * The `bitnet-train` executable (package.json `bin`). Everything it does is in `commands.ts`;
+ * this file only connects it to the process: argv, stdout/stderr, the exit status.
+ */
+import { runCli } from './commands.js';
+
+// dist/cli/main.js → the package root's examples/data/ (present in a repository checkout)
+function packageCorpusPath(): string | undefined {
+  try {
+    const url = new URL('../../examples/data/tinyshakespeare.txt', import.meta.url);
+    if (url.protocol !== 'file:') return undefined;
+    const path = decodeURIComponent(url.pathname);
+    return /^\/[A-Za-z]:\//.test(path) ? path.slice(1) : path; // Windows: /C:/x → C:/x
+  } catch {
+    return undefined;
+  }
+}
+
+const status = await runCli(process.argv.slice(2), {
+  stdout: process.stdout,
+  stderr: process.stderr,
+  packageCorpus: packageCorpusPath(),
+  debug: process.env.BITNET_DEBUG === '1',
+});
+process.exitCode = status;

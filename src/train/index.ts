@@ -1,0 +1,8 @@
+/** Training: the trainer loop, run configs, the JSON-lines log, sampling. */
+export * from './config.js';
+export * from './model.js';
+export * from './state.js';
+export * from './generate.js';
+export * from './log.js';
+export * from './trainer.js';
+export * from './run.js';

@@ -1,0 +1,266 @@
+/**
+ * A whole run from a `RunConfig`: read the corpus, build backend, model, optimizer and trainer,
+ * resume if asked, train with logging and checkpoints, sample some text at the end. This is what
+ * `bitnet-train train` runs, and the one-call API:
+ *
+ * ```ts
+ * import { runTraining } from 'bitnet-training';
+ * const result = await runTraining({ iters: 200, fp: true, out: 'runs/demo' });
+ * console.log(result.lastEval?.valLoss, result.sample);
+ * ```
+ *
+ * Everything that can be checked is checked before anything is written (flags, corpus, model
+ * shape against the checkpoint, the checkpoint's files), so bad input never touches a run
+ * directory.
+ */
+import type { Backend } from '../backend/backend.js';
+import { createBackend } from '../backend/index.js';
+import { TextDataset } from '../data/dataset.js';
+import { type Tokenizer, tokenizerFromJSON } from '../data/tokenizer.js';
+import { type JsonObject, type LoadedCheckpoint, loadCheckpoint } from '../io/checkpoint.js';
+import { resolveCheckpointDir } from '../io/checkpoint-manager.js';
+import { AdamW } from '../optim/adamw.js';
+import { SGD } from '../optim/sgd.js';
+import type { ScheduleConfig } from '../optim/schedule.js';
+import { getDefaultFileSystem } from '../runtime/fs.js';
+import { type FileSystem, FileSystemError, FS_CODE_TEXT, dirname, joinPath } from '../runtime/fs-types.js';
+import { Heap } from '../tensor/heap.js';
+import { Rng } from '../util/rng.js';
+import { type RunConfig, resolveRunConfig, validatePartialConfig } from './config.js';
+import { generate } from './generate.js';
+import { JsonLinesLog } from './log.js';
+import { type ModelConfig, createModel, modelConfigFromRun, modelShapeDifferences } from './model.js';
+import { importModelTensors } from './state.js';
+import { Trainer, type TrainResult, type TrainerCallbacks } from './trainer.js';
+
+/** What `onStart` reports once everything is set up, before the first step. */
+export interface RunStartInfo {
+  config: RunConfig;
+  model: ModelConfig;
+  /** Trainable parameters. */
+  parameters: number;
+  backend: string;
+  outDir: string;
+  logFile: string;
+  /** The checkpoint resumed from. */
+  resumedFrom?: string;
+  startStep: number;
+  trainTokens: number;
+  valTokens: number;
+}
+
+/** Progress hooks of `runTraining` (the trainer's callbacks plus run-level ones). */
+export interface RunHooks extends TrainerCallbacks {
+  onStart?: (info: RunStartInfo) => void | Promise<void>;
+  /** Something the run does differently from what was asked (an option this build lacks). */
+  onWarning?: (message: string) => void;
+  /** Each decoded piece of the final sample, as it is generated. */
+  onSampleText?: (text: string) => void;
+}
+
+/** Where the run reads and writes (defaults: the host file system, the current time for `runs/<timestamp>`). */
+export interface RunEnvironment {
+  fs?: FileSystem;
+  now?: () => Date;
+}
+
+export interface RunResult extends TrainResult {
+  config: RunConfig;
+  outDir: string;
+  logFile: string;
+  /** The text sampled after training ('' when `sampleTokens` is 0). */
+  sample: string;
+}
+
+/** Read a whole file, turning "no such file" and "is a directory" into messages that name `what`. */
+async function readInput(fs: FileSystem, path: string, what: string): Promise<Uint8Array> {
+  try {
+    return await fs.readFile(path);
+  } catch (err) {
+    if (err instanceof FileSystemError) throw new Error(`${what} ${path}: ${FS_CODE_TEXT[err.code] ?? err.code}`);
+    throw err;
+  }
+}
+
+/** A fresh `runs/<timestamp>` directory name (a suffix avoids reusing an existing one). */
+async function defaultOutDir(fs: FileSystem, date: Date): Promise<string> {
+  const stamp = date.toISOString().replace(/\.\d+Z$/, '').replace(/:/g, '-');
+  let dir = joinPath('runs', stamp);
+  for (let i = 2; await fs.exists(dir); i++) dir = joinPath('runs', `${stamp}-${i}`);
+  return dir;
+}
+
+/** The schedule a run config describes. */
+export function scheduleFromRun(cfg: RunConfig): ScheduleConfig {
+  const base = { peakLr: cfg.lr, warmup: cfg.warmup, weightDecay: cfg.weightDecay, totalSteps: cfg.iters, minLr: cfg.minLr };
+  switch (cfg.schedule) {
+    case 'constant': return { kind: 'constant', peakLr: cfg.lr, warmup: cfg.warmup, weightDecay: cfg.weightDecay };
+    case 'two-stage': return { kind: 'two-stage', ...base, dropAt: cfg.dropAt, ...(cfg.secondStageLr !== null ? { secondStageLr: cfg.secondStageLr } : {}) };
+    default: return { kind: cfg.schedule, ...base };
+  }
+}
+
+/** The run options trainer.json keeps (not where this run happened to write). */
+function persistentConfig(cfg: RunConfig): Partial<RunConfig> {
+  const { out: _o, logFile: _l, resume: _r, ...rest } = cfg;
+  return rest;
+}
+
+/** Prompt ids for sampling: the prompt's tokens, or a newline (else id 0) when it is empty. */
+export function promptIds(tokenizer: Tokenizer, prompt: string): Int32Array {
+  if (prompt.length > 0) return tokenizer.encode(prompt);
+  try {
+    return tokenizer.encode('\n');
+  } catch {
+    return new Int32Array([0]);
+  }
+}
+
+/**
+ * Train as `config` says (layers of partial configs merge left to right over the defaults).
+ * Throws with a clear message on bad input; `TrainingError` when a NaN streak stops training.
+ */
+export async function runTraining(config: Partial<RunConfig> | Partial<RunConfig>[], hooks: RunHooks = {}, env: RunEnvironment = {}): Promise<RunResult> {
+  const layers = (Array.isArray(config) ? config : [config]).map((c, i) => validatePartialConfig(c, Array.isArray(config) ? `config[${i}]` : 'config'));
+  const fs = env.fs ?? (await getDefaultFileSystem());
+  const resumeArg = layers.reduce<string | null>((r, l) => (l.resume !== undefined ? l.resume : r), null);
+
+  // 1. the checkpoint to resume from: its run config is the base layer, its tokenizer is kept
+  let ckpt: LoadedCheckpoint | undefined;
+  let savedModel: Partial<ModelConfig> | undefined;
+  let savedRun: Partial<RunConfig> = {};
+  if (resumeArg) {
+    ckpt = await loadCheckpoint(fs, await resolveCheckpointDir(fs, resumeArg));
+    const saved = ckpt.trainer.config as { run?: unknown; model?: Partial<ModelConfig> };
+    savedRun = saved.run ? validatePartialConfig(saved.run, `checkpoint ${ckpt.dir}/trainer.json config.run`) : {};
+    savedModel = saved.model;
+  }
+  const cfg = resolveRunConfig(savedRun, ...layers);
+
+  // 2. data
+  const bytes = await readInput(fs, cfg.data, 'data file');
+  const tokenizer = ckpt?.trainer.tokenizer ? tokenizerFromJSON(ckpt.trainer.tokenizer) : cfg.tokenizer;
+  const dataset = TextDataset.fromBytes(bytes, { tokenizer, valFraction: cfg.valFraction, source: cfg.data, contextLength: cfg.context });
+
+  // 3. model shape (checked against the checkpoint before any memory is touched)
+  const modelCfg = modelConfigFromRun(cfg, dataset.tokenizer.vocabSize);
+  if (ckpt && savedModel) {
+    const diff = modelShapeDifferences(savedModel, modelCfg);
+    if (diff.length > 0) throw new Error(`checkpoint ${ckpt.dir} is from a different model: ${diff.join('; ')}. Resume with the checkpoint's settings, or start a new run without --resume`);
+  }
+  const { model, unsupported } = createModel(modelCfg);
+  for (const w of unsupported) hooks.onWarning?.(w);
+
+  let backend: Backend | undefined;
+  try {
+    backend = await createBackend(cfg.backend);
+    const heap = new Heap(backend);
+    model.materialize(heap, new Rng(cfg.seed));
+    const optimizer = cfg.optimizer === 'sgd'
+      ? new SGD(model.params, { lr: cfg.lr, momentum: cfg.momentum, weightDecay: cfg.weightDecay, clipNorm: cfg.clip })
+      : new AdamW(model.params, { lr: cfg.lr, betas: [cfg.beta1, cfg.beta2], weightDecay: cfg.weightDecay, clipNorm: cfg.clip });
+    const outDir = cfg.out ?? (ckpt ? dirname(ckpt.dir) : await defaultOutDir(fs, (env.now ?? (() => new Date()))()));
+    const logFile = cfg.logFile ?? joinPath(outDir, 'log.jsonl');
+    const log = new JsonLinesLog(fs, logFile);
+    const trainer = new Trainer({
+      model,
+      dataset,
+      optimizer,
+      options: {
+        iters: cfg.iters,
+        batchSize: cfg.batch,
+        contextLength: cfg.context,
+        gradAccum: cfg.gradAccum,
+        schedule: scheduleFromRun(cfg),
+        seed: cfg.seed,
+        evalEvery: cfg.evalEvery,
+        evalIters: cfg.evalIters,
+        logEvery: cfg.logEvery,
+        saveEvery: cfg.saveEvery,
+        checkpoints: { fs, dir: outDir, keep: cfg.keep },
+        patience: cfg.patience,
+        maxNanSteps: cfg.maxNanSteps,
+        config: { run: persistentConfig(cfg), model: { ...modelCfg } } as unknown as JsonObject,
+        onStep: hooks.onStep,
+        onLog: async (i) => {
+          await log.write({ event: 'step', step: i.step, loss: i.loss, lr: i.lr, tokens_per_s: i.tokensPerSecond });
+          await hooks.onLog?.(i);
+        },
+        onEval: async (i) => {
+          await log.write({ event: 'eval', step: i.step, train_loss: i.trainLoss, val_loss: i.valLoss });
+          await hooks.onEval?.(i);
+        },
+        onCheckpoint: async (i) => {
+          await log.write({ event: 'checkpoint', step: i.step, path: i.path });
+          await hooks.onCheckpoint?.(i);
+        },
+      },
+    });
+    if (ckpt) trainer.restore(ckpt);
+    await hooks.onStart?.({
+      config: cfg, model: modelCfg, parameters: model.params.count, backend: backend.name, outDir, logFile,
+      resumedFrom: ckpt?.dir, startStep: trainer.step, trainTokens: dataset.train.length, valTokens: dataset.val.length,
+    });
+
+    const result = await trainer.train();
+
+    let sample = '';
+    if (cfg.sampleTokens > 0) {
+      const ids = generate(model, heap, promptIds(dataset.tokenizer, cfg.prompt), {
+        maxNewTokens: cfg.sampleTokens,
+        temperature: cfg.temperature,
+        topK: cfg.topK,
+        rng: new Rng(cfg.seed + 104729),
+        onToken: hooks.onSampleText ? (id) => hooks.onSampleText!(dataset.tokenizer.decode([id])) : undefined,
+      });
+      sample = dataset.tokenizer.decode(ids);
+    }
+    await log.write({ event: 'done', step: result.step, val_loss: result.lastEval?.valLoss ?? null, train_seconds: result.trainSeconds, tokens_per_s: result.tokensPerSecond });
+    return { ...result, config: cfg, outDir, logFile, sample };
+  } finally {
+    backend?.dispose();
+  }
+}
+
+/** Options of `sampleFromCheckpoint`. */
+export interface SampleOptions {
+  /** A checkpoint directory, or a run directory (its latest `ckpt-<step>`). */
+  ckpt: string;
+  prompt?: string;
+  /** Tokens to generate (default 500). */
+  tokens?: number;
+  temperature?: number;
+  topK?: number;
+  seed?: number;
+  backend?: 'wasm' | 'js';
+  /** Each decoded token as it is generated. */
+  onText?: (text: string) => void;
+}
+
+/** Load a checkpoint's model and tokenizer and generate text from a prompt. Returns the prompt plus the generated text. */
+export async function sampleFromCheckpoint(options: SampleOptions, env: RunEnvironment = {}): Promise<{ text: string; checkpoint: string; step: number }> {
+  const fs = env.fs ?? (await getDefaultFileSystem());
+  const ckpt = await loadCheckpoint(fs, await resolveCheckpointDir(fs, options.ckpt));
+  const saved = ckpt.trainer.config as { model?: ModelConfig };
+  if (!saved.model || typeof saved.model.vocabSize !== 'number') throw new Error(`checkpoint ${ckpt.dir}/trainer.json has no config.model; it was not written by bitnet-train`);
+  if (!ckpt.trainer.tokenizer) throw new Error(`checkpoint ${ckpt.dir}/trainer.json has no tokenizer; cannot turn text into ids`);
+  const tokenizer = tokenizerFromJSON(ckpt.trainer.tokenizer);
+  const { model } = createModel(saved.model);
+  const prompt = promptIds(tokenizer, options.prompt ?? '');
+  const backend = await createBackend(options.backend ?? 'wasm');
+  try {
+    const heap = new Heap(backend);
+    model.materialize(heap, new Rng(0));
+    importModelTensors(model.params, ckpt.model, `checkpoint ${ckpt.dir}/model.safetensors`);
+    const ids = generate(model, heap, prompt, {
+      maxNewTokens: options.tokens ?? 500,
+      temperature: options.temperature ?? 0.8,
+      topK: options.topK ?? 0,
+      rng: new Rng(options.seed ?? 1337),
+      onToken: options.onText ? (id) => options.onText!(tokenizer.decode([id])) : undefined,
+    });
+    return { text: (options.prompt ?? '') + tokenizer.decode(ids), checkpoint: ckpt.dir, step: ckpt.trainer.step };
+  } finally {
+    backend.dispose();
+  }
+}

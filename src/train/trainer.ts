@@ -1,0 +1,368 @@
+/**
+ * The training loop.
+ *
+ *   for each step:  lr, wd = schedule(step)
+ *                   zeroGrad
+ *                   gradAccum x { sample batch (seeded Rng) → forward → read loss → backward (loss / gradAccum) → arena reset }
+ *                   loss finite ? optimizer.step() (global-norm clip inside) : skip, count the streak
+ *                   every logEvery: onLog;  every evalEvery: evaluate;  every saveEvery: checkpoint
+ *
+ * Reading values back: the loss of each micro-batch is read synchronously (one float) before the
+ * update, because a NaN/Inf loss must stop the update from being applied; callbacks and file I/O
+ * are awaited once per log, eval or save interval (DESIGN.md decision 8).
+ *
+ * Determinism: the data Rng, the optimizer state, the step, the NaN streak and the early-stopping
+ * counters are saved in every checkpoint; the schedule is a function of the step; evaluation uses
+ * a fixed set of batches from its own Rng. So `restore(checkpoint)` + `train()` produces the same
+ * losses, bit for bit, as a run that was never interrupted.
+ */
+import { scale } from '../autograd/ops/elementwise.js';
+import { noGrad } from '../autograd/tape.js';
+import type { Batch, Split, TextDataset } from '../data/dataset.js';
+import type { JsonObject, JsonValue, LoadedCheckpoint } from '../io/checkpoint.js';
+import { CheckpointManager } from '../io/checkpoint-manager.js';
+import { type Schedule, type ScheduleConfig, createSchedule } from '../optim/schedule.js';
+import type { FileSystem } from '../runtime/fs-types.js';
+import type { Heap } from '../tensor/heap.js';
+import type { ParameterSet } from '../tensor/parameters.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { Rng } from '../util/rng.js';
+import type { CheckpointInfo, EvalInfo, StepInfo, TrainerCallbacks } from './callbacks.js';
+import { modelConfigOf } from './model.js';
+import {
+  type OptimizerMeta, type TrainerOptimizer, exportModelTensors, exportOptimizerTensors, importModelTensors, importOptimizerTensors,
+} from './state.js';
+
+/** A model the trainer can train: parameters and `forward(tokens, targets) → { loss }`. */
+export interface TrainableModel {
+  readonly params: ParameterSet;
+  /** A GPT's resolved config; recorded in checkpoints as `config.model` unless `options.config` has one. */
+  readonly config?: object;
+  forward(tokens: Tensor, targets?: Tensor): { loss?: Tensor };
+}
+
+export type { CheckpointInfo, EvalInfo, LogInfo, StepInfo, TrainerCallbacks } from './callbacks.js';
+
+/** Options of a `Trainer`. Counts are in optimizer steps. */
+export interface TrainerOptions extends TrainerCallbacks {
+  /** The step training ends at (a resumed run counts the steps already done). */
+  iters: number;
+  /** Sequences per micro-batch B. */
+  batchSize: number;
+  /** Tokens per sequence T (at most the model's context length; both splits must hold T + 1 tokens). */
+  contextLength: number;
+  /** Micro-batches per step; their gradients are averaged (default 1). */
+  gradAccum?: number;
+  /** LR / weight-decay schedule, e.g. `{ kind: 'cosine', peakLr: 1e-3, warmup: 100, totalSteps: iters }`. */
+  schedule: ScheduleConfig | Schedule;
+  /** Seed of the data order and of the fixed evaluation batches (default 1337). */
+  seed?: number;
+  /** Evaluate every N steps; 0: only at the end (default 0). */
+  evalEvery?: number;
+  /** Batches per split in each evaluation (default 20). */
+  evalIters?: number;
+  /** Default 10. */
+  logEvery?: number;
+  /** Checkpoint every N steps; 0: only at the end (default 0). Needs `checkpoints`. */
+  saveEvery?: number;
+  /** Where checkpoints go (`<dir>/ckpt-<step>`, `<dir>/best`); none are written without it. */
+  checkpoints?: { fs: FileSystem; dir: string; keep?: number };
+  /** Stop after this many evaluations without a better val loss; 0: never (default 0). */
+  patience?: number;
+  /** An improvement must beat the best val loss by more than this (default 0). */
+  minDelta?: number;
+  /** Stop with a `TrainingError` after this many non-finite losses in a row (default 5). */
+  maxNanSteps?: number;
+  /** Stored as trainer.json `config` (the model config, run options). */
+  config?: JsonObject;
+}
+
+/** Why `train()` returned. */
+export type StopReason = 'completed' | 'early-stop' | 'until';
+
+export interface TrainResult {
+  step: number;
+  stopReason: StopReason;
+  /** The evaluation at the last step (undefined when training stopped at `untilStep`). */
+  lastEval?: EvalInfo;
+  bestValLoss: number | null;
+  /** The last checkpoint written, if any. */
+  checkpoint?: string;
+  /** Wall time of this `train()` call, evaluation and saving included. */
+  trainSeconds: number;
+  /** Training tokens per second of step time. */
+  tokensPerSecond: number;
+}
+
+/** Training had to stop (a streak of NaN/Inf losses); the message says what happened and what to try. */
+export class TrainingError extends Error {
+  override readonly name = 'TrainingError';
+}
+
+const now = (): number => (globalThis.performance ?? Date).now();
+
+export class Trainer {
+  readonly model: TrainableModel;
+  readonly heap: Heap;
+  readonly dataset: TextDataset;
+  readonly optimizer: TrainerOptimizer;
+  readonly schedule: Schedule;
+  readonly options: Readonly<TrainerOptions>;
+  /** Optimizer steps completed (skipped steps count). */
+  step = 0;
+  private rng: Rng;
+  private readonly seed: number;
+  private readonly gradAccum: number;
+  private nanStreak = 0;
+  private bestVal: number | null = null;
+  private evalsSinceBest = 0;
+  private lastEval: EvalInfo | undefined;
+  private lastCheckpoint: string | undefined;
+  private lastSavedStep = -1;
+  private evalBatches: Record<Split, Batch[]> | undefined;
+  private readonly manager: CheckpointManager | undefined;
+  private readonly batch: Batch;
+
+  constructor(init: { model: TrainableModel; dataset: TextDataset; optimizer: TrainerOptimizer; options: TrainerOptions }) {
+    const { model, dataset, optimizer, options } = init;
+    this.model = model;
+    this.heap = model.params.heap;
+    this.dataset = dataset;
+    this.optimizer = optimizer;
+    this.options = options;
+    if (optimizer.params !== model.params) throw new Error('Trainer: the optimizer was built over another parameter set than the model\'s');
+    for (const key of ['iters', 'batchSize', 'contextLength'] as const) positiveInt(key, options[key]);
+    this.gradAccum = options.gradAccum ?? 1;
+    positiveInt('gradAccum', this.gradAccum);
+    for (const key of ['evalEvery', 'saveEvery', 'patience'] as const) nonNegativeInt(key, options[key] ?? 0);
+    for (const key of ['evalIters', 'logEvery', 'maxNanSteps'] as const) if (options[key] !== undefined) positiveInt(key, options[key]);
+    this.seed = options.seed ?? 1337;
+    nonNegativeInt('seed', this.seed);
+    this.schedule = typeof options.schedule === 'function' ? options.schedule : createSchedule(options.schedule);
+    dataset.requireContext('train', options.contextLength);
+    dataset.requireContext('val', options.contextLength);
+    this.rng = new Rng(this.seed);
+    this.batch = { inputs: new Int32Array(options.batchSize * options.contextLength), targets: new Int32Array(options.batchSize * options.contextLength) };
+    const ck = options.checkpoints;
+    this.manager = ck ? new CheckpointManager(ck.fs, ck.dir, { keepLast: ck.keep ?? 3 }) : undefined;
+  }
+
+  /** The best val loss seen so far (null before the first evaluation). */
+  get bestValLoss(): number | null {
+    return this.bestVal;
+  }
+
+  /** Train until `iters` (or `untilStep`, to stop early as a crash would), early stopping, or a NaN streak (throws `TrainingError`). */
+  async train(opts: { untilStep?: number } = {}): Promise<TrainResult> {
+    const o = this.options;
+    const end = Math.min(o.iters, opts.untilStep ?? Infinity);
+    const logEvery = o.logEvery ?? 10;
+    const evalEvery = o.evalEvery ?? 0;
+    const saveEvery = o.saveEvery ?? 0;
+    const tokensPerStep = o.batchSize * o.contextLength * this.gradAccum;
+    const start = now();
+    let stepSeconds = 0;
+    let stepsDone = 0;
+    let intervalSeconds = 0;
+    let intervalSteps = 0;
+    let stopReason: StopReason = 'completed';
+    while (this.step < end) {
+      const info = this.trainStep();
+      stepSeconds += info.seconds;
+      intervalSeconds += info.seconds;
+      stepsDone++;
+      intervalSteps++;
+      o.onStep?.(info);
+      if (info.skipped && this.nanStreak >= (o.maxNanSteps ?? 5)) throw this.nanStreakError(info);
+      const s = this.step;
+      if (s % logEvery === 0 || s === end) {
+        const perStep = intervalSeconds / intervalSteps;
+        await o.onLog?.({ step: s, loss: info.loss, lr: info.lr, tokensPerSecond: tokensPerStep / perStep, etaSeconds: (o.iters - s) * perStep });
+        intervalSeconds = 0;
+        intervalSteps = 0;
+      }
+      const saveDue = this.manager !== undefined && saveEvery > 0 && s % saveEvery === 0 && s < o.iters;
+      if ((evalEvery > 0 && s % evalEvery === 0) || saveDue) {
+        if (await this.evaluateAndTrack()) stopReason = 'early-stop';
+      }
+      if (saveDue) await this.save();
+      if (stopReason === 'early-stop') break;
+    }
+    if (this.step < o.iters && stopReason !== 'early-stop') stopReason = 'until';
+    if (stopReason !== 'until') {
+      if (this.lastEval?.step !== this.step) await this.evaluateAndTrack();
+      if (this.manager && this.lastSavedStep !== this.step) await this.save();
+    }
+    return {
+      step: this.step,
+      stopReason,
+      lastEval: stopReason === 'until' ? undefined : this.lastEval,
+      bestValLoss: this.bestVal,
+      checkpoint: this.lastCheckpoint,
+      trainSeconds: (now() - start) / 1000,
+      tokensPerSecond: stepsDone > 0 ? (tokensPerStep * stepsDone) / stepSeconds : 0,
+    };
+  }
+
+  /** One optimizer step over `gradAccum` micro-batches; applies the update only if every loss was finite. */
+  trainStep(): StepInfo {
+    const t0 = now();
+    const { batchSize: B, contextLength: T } = this.options;
+    const K = this.gradAccum;
+    const { lr, weightDecay } = this.schedule(this.step);
+    const opt = this.optimizer;
+    opt.lr = lr;
+    opt.weightDecay = weightDecay;
+    opt.zeroGrad();
+    let lossSum = 0;
+    for (let k = 0; k < K; k++) {
+      const { inputs, targets } = this.dataset.sampleBatch('train', B, T, this.rng, this.batch);
+      try {
+        const loss = this.forwardLoss(inputs, targets, B, T);
+        lossSum += loss.itemSync();
+        (K > 1 ? scale(loss, 1 / K) : loss).backward();
+      } finally {
+        this.heap.resetArena();
+      }
+    }
+    const loss = K > 1 ? lossSum / K : lossSum;
+    const skipped = !Number.isFinite(loss);
+    if (skipped) this.nanStreak++;
+    else {
+      opt.step();
+      this.nanStreak = 0;
+    }
+    this.step++;
+    return { step: this.step, loss, lr, weightDecay, skipped, nanStreak: this.nanStreak, tokens: B * T * K, seconds: (now() - t0) / 1000 };
+  }
+
+  /** Mean train and val loss over the fixed evaluation batches, without recording gradients. */
+  async evaluate(): Promise<{ trainLoss: number; valLoss: number }> {
+    const { batchSize: B, contextLength: T } = this.options;
+    if (!this.evalBatches) {
+      const rng = new Rng(this.seed + 7919); // its own stream: evaluating never moves the data Rng
+      const n = this.options.evalIters ?? 20;
+      const draw = (split: Split) => Array.from({ length: n }, () => this.dataset.sampleBatch(split, B, T, rng));
+      this.evalBatches = { train: draw('train'), val: draw('val') };
+    }
+    const mean = (split: Split): number => {
+      let sum = 0;
+      for (const b of this.evalBatches![split]) {
+        try {
+          sum += noGrad(() => this.forwardLoss(b.inputs, b.targets, B, T)).itemSync();
+        } finally {
+          this.heap.resetArena();
+        }
+      }
+      return sum / this.evalBatches![split].length;
+    };
+    return { trainLoss: mean('train'), valLoss: mean('val') };
+  }
+
+  /** Save a checkpoint of the current step (weights, optimizer state, trainer state); returns its path. */
+  async save(): Promise<string> {
+    if (!this.manager) throw new Error('Trainer.save: no checkpoint directory; pass options.checkpoints = { fs, dir }');
+    const opt = await exportOptimizerTensors(this.optimizer);
+    const metric = this.lastEval?.step === this.step ? this.lastEval.valLoss : null;
+    const res = await this.manager.save({
+      model: await exportModelTensors(this.model.params),
+      optimizer: opt.tensors,
+      trainer: {
+        step: this.step,
+        config: this.checkpointConfig(),
+        rng: this.rng.state(),
+        scheduler: jsonSafe(this.schedule.config) as JsonObject,
+        metric: metric !== null && Number.isFinite(metric) ? metric : null,
+        tokenizer: this.dataset.tokenizer.toJSON(),
+        extra: {
+          optimizer: { ...opt.meta },
+          nanStreak: this.nanStreak,
+          bestValLoss: this.bestVal,
+          evalsSinceBest: this.evalsSinceBest,
+          seed: this.seed,
+        },
+      },
+    });
+    this.lastCheckpoint = res.path;
+    this.lastSavedStep = this.step;
+    await this.options.onCheckpoint?.({ step: this.step, path: res.path, isBest: res.isBest });
+    return res.path;
+  }
+
+  /**
+   * Continue from a checkpoint made by `save()`: weights, optimizer state, step, data Rng and
+   * counters. The model shape must match (errors name the tensor and both shapes).
+   */
+  restore(ckpt: LoadedCheckpoint): void {
+    const source = `checkpoint ${ckpt.dir}`;
+    const t = ckpt.trainer;
+    const extra = (t.extra ?? {}) as { optimizer?: OptimizerMeta; nanStreak?: number; bestValLoss?: number | null; evalsSinceBest?: number; seed?: number };
+    if (!ckpt.optimizer || !extra.optimizer) throw new Error(`${source} has no optimizer state (a weights-only export); training cannot resume from it`);
+    if (t.step > this.options.iters) throw new Error(`${source} is at step ${t.step}, past iters ${this.options.iters}; raise iters to continue`);
+    if (extra.seed !== undefined && extra.seed !== this.seed) throw new Error(`${source} was trained with seed ${extra.seed}, this run has seed ${this.seed}; use the same seed to resume`);
+    importModelTensors(this.model.params, ckpt.model, `${source}/model.safetensors`);
+    importOptimizerTensors(this.optimizer, ckpt.optimizer, extra.optimizer, `${source}/optimizer.safetensors`);
+    this.rng = Rng.fromState(t.rng);
+    this.step = t.step;
+    this.nanStreak = extra.nanStreak ?? 0;
+    this.bestVal = extra.bestValLoss ?? null;
+    this.evalsSinceBest = extra.evalsSinceBest ?? 0;
+    this.lastEval = undefined;
+    this.lastCheckpoint = ckpt.dir;
+    this.lastSavedStep = t.step;
+  }
+
+  /** trainer.json `config`: `options.config`, with `model` filled in from a GPT's config if missing. */
+  private checkpointConfig(): JsonObject {
+    const given = this.options.config ?? {};
+    const cfg = this.model.config as { vocabSize?: unknown } | undefined;
+    if (given.model !== undefined || typeof cfg?.vocabSize !== 'number') return given;
+    return { ...given, model: { ...modelConfigOf(cfg) } };
+  }
+
+  private forwardLoss(inputs: Int32Array, targets: Int32Array, B: number, T: number): Tensor {
+    const { loss } = this.model.forward(this.heap.indices(inputs, [B, T]), this.heap.indices(targets, [B, T]));
+    if (!loss) throw new Error('Trainer: model.forward returned no loss; it must compute the loss when given targets');
+    return loss;
+  }
+
+  /** Evaluate, update best / patience, call onEval. Returns true when early stopping triggers. */
+  private async evaluateAndTrack(): Promise<boolean> {
+    const { trainLoss, valLoss } = await this.evaluate();
+    const minDelta = this.options.minDelta ?? 0;
+    const best = Number.isFinite(valLoss) && (this.bestVal === null || valLoss < this.bestVal - minDelta);
+    if (best) {
+      this.bestVal = valLoss;
+      this.evalsSinceBest = 0;
+    } else {
+      this.evalsSinceBest++;
+    }
+    this.lastEval = { step: this.step, trainLoss, valLoss, perplexity: Math.exp(valLoss), best };
+    await this.options.onEval?.(this.lastEval);
+    const patience = this.options.patience ?? 0;
+    return patience > 0 && this.evalsSinceBest >= patience;
+  }
+
+  private nanStreakError(info: StepInfo): TrainingError {
+    const first = info.step - this.nanStreak + 1;
+    const kept = this.lastCheckpoint ? `the last checkpoint, ${this.lastCheckpoint}, is intact` : 'no checkpoint was written';
+    return new TrainingError(
+      `training stopped at step ${info.step}: the loss was ${info.loss} (not finite) for ${this.nanStreak} steps in a row ` +
+        `(steps ${first}-${info.step}; those updates were skipped); ${kept}. ` +
+        'Lower the learning rate (--lr), turn on gradient clipping (--clip 1) or check the data.',
+    );
+  }
+}
+
+function positiveInt(name: string, v: unknown): void {
+  if (!(Number.isSafeInteger(v) && (v as number) > 0)) throw new Error(`Trainer: ${name} must be a positive integer, got ${String(v)}`);
+}
+
+function nonNegativeInt(name: string, v: unknown): void {
+  if (!(Number.isSafeInteger(v) && (v as number) >= 0)) throw new Error(`Trainer: ${name} must be a non-negative integer, got ${String(v)}`);
+}
+
+/** A JSON value with Infinity and NaN as null. */
+function jsonSafe(v: unknown): JsonValue {
+  return JSON.parse(JSON.stringify(v, (_k, x: unknown) => (typeof x === 'number' && !Number.isFinite(x) ? null : x))) as JsonValue;
+}
