@@ -86,6 +86,18 @@ describe('bitnet-train train', () => {
     expect(readdirSync(join(dir, 'resumed'))).toContain('ckpt-30');
   });
 
+  it('trains the same loss curve at --threads 1 and --threads 2, and says how many it used', () => {
+    const losses = (threads: string) => {
+      const r = cli(['train', ...TINY, '--dim', '64', '--heads', '4', '--batch', '8', '--iters', '10', '--eval-every', '0', '--log-every', '1', '--threads', threads, '--out', `threads-${threads}`, '--log-file', `threads-${threads}.jsonl`]);
+      expect(r.status).toBe(0);
+      expect(r.stdout).toContain(`backend wasm, ${threads} thread${threads === '1' ? '' : 's'}`);
+      return readFileSync(join(dir, `threads-${threads}.jsonl`), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((e) => e.event === 'step').map((e) => e.loss);
+    };
+    const one = losses('1');
+    expect(one).toHaveLength(10);
+    expect(losses('2')).toEqual(one);
+  });
+
   it('prints the flags of the issue with --help', () => {
     const r = cli(['train', '--help']);
     expect(r.status).toBe(0);
@@ -128,6 +140,9 @@ describe('bad input', () => {
     ['an empty data file', ['train', '--data', 'empty.txt'], 1, /empty.txt: the corpus is empty/],
     ['a corpus shorter than one context window', ['train', '--data', 'short.txt', '--context', '64'], 1, /short.txt: the train split has \d+ tokens .* but context 64 needs at least 65/],
     ['heads that do not divide dim', ['train', ...TINY, '--heads', '3'], 1, /dim 16 must be divisible by heads 3/],
+    ['zero threads', ['train', '--threads', '0'], 2, /--threads: expected a positive integer, got '0'/],
+    ['a fractional thread count', ['train', '--threads', '1.5'], 2, /--threads: expected a positive integer, got '1.5'/],
+    ['more than 256 threads', ['train', ...TINY, '--threads', '300'], 1, /--threads: threads must be an integer from 1 to 256, got 300/],
   ];
   it.each(cases)('%s: a clear message and a non-zero exit', (_name, args, status, message) => {
     const r = cli(args);

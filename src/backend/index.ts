@@ -4,6 +4,7 @@
  */
 import type { Backend } from './backend.js';
 import { JsBackend } from './js/index.js';
+import { validateThreads } from '../runtime/threads.js';
 
 export { BackendError } from './backend.js';
 export type { AdamWParams, Backend, Floats, GemmLayout, Ptr } from './backend.js';
@@ -16,6 +17,12 @@ export interface CreateBackendOptions {
   initialCapacity?: number;
   /** js backend only: element type (default `'f32'`). */
   dtype?: 'f32' | 'f64';
+  /**
+   * wasm backend only: threads running the kernels (default 1), bit-identical results at any
+   * count. Without `SharedArrayBuffer` it runs single-threaded and warns once. The js backend
+   * is single-threaded (it is the reference).
+   */
+  threads?: number;
 }
 
 // (module (func (result v128) i32.const 0 i8x16.splat i8x16.popcnt)), as in wasm-feature-detect
@@ -40,6 +47,7 @@ let warnedNoSimd = false;
  * const oracle = await createBackend('js', { dtype: 'f64' });
  */
 export async function createBackend(name: 'wasm' | 'js' = 'wasm', opts: CreateBackendOptions = {}): Promise<Backend> {
+  if (opts.threads !== undefined) validateThreads(opts.threads, 'createBackend');
   if (name === 'js') return new JsBackend({ dtype: opts.dtype, initialCapacity: opts.initialCapacity });
   if (name !== 'wasm') throw new Error(`createBackend: unknown backend '${String(name)}' (expected 'wasm' or 'js')`);
   if (!hasWasmSimd()) {
@@ -50,5 +58,5 @@ export async function createBackend(name: 'wasm' | 'js' = 'wasm', opts: CreateBa
     return new JsBackend({ initialCapacity: opts.initialCapacity });
   }
   const { createWasmBackend } = await import('./wasm/index.js');
-  return createWasmBackend({ initialCapacity: opts.initialCapacity });
+  return createWasmBackend({ initialCapacity: opts.initialCapacity, threads: opts.threads });
 }

@@ -89,7 +89,7 @@ async function trainCommand(argv: readonly string[], io: CliIO): Promise<number>
       reporter.line(`model: ${(s.parameters / 1e6).toFixed(2)}M parameters | ${m.layers} layers, dim ${m.dim}, ${m.heads} heads, context ${m.contextLength}, vocab ${m.vocabSize} | ${kind}, ${m.norm} norm, ${m.mlp}, ${m.pos} positions`);
       reporter.line(`data: ${s.config.data} | ${s.trainTokens} train / ${s.valTokens} val tokens (${s.config.tokenizer})`);
       const c = s.config;
-      reporter.line(`training: ${c.iters} steps x ${c.batch * c.gradAccum} x ${c.context} tokens | ${c.optimizer} lr ${c.lr} (${c.schedule}, warmup ${c.warmup}) | backend ${s.backend}`);
+      reporter.line(`training: ${c.iters} steps x ${c.batch * c.gradAccum} x ${c.context} tokens | ${c.optimizer} lr ${c.lr} (${c.schedule}, warmup ${c.warmup}) | backend ${s.backend}, ${s.threads} thread${s.threads === 1 ? '' : 's'}`);
       if (s.resumedFrom) reporter.line(`resumed from ${s.resumedFrom} at step ${s.startStep}`);
       reporter.line(`run directory: ${s.outDir} (log: ${s.logFile})`);
     },

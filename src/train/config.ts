@@ -8,6 +8,7 @@
  * validator and `--help` all read it, so a flag and its config key cannot drift apart.
  */
 import { SCHEDULE_KINDS, type ScheduleKind } from '../optim/schedule.js';
+import { validateThreads } from '../runtime/threads.js';
 
 /** One training run. Every field has a default (see `DEFAULT_RUN_CONFIG`). */
 export interface RunConfig {
@@ -73,6 +74,8 @@ export interface RunConfig {
   /** A checkpoint directory, or a run directory (its latest `ckpt-<step>`), to continue from. */
   resume: string | null;
   backend: 'wasm' | 'js';
+  /** Threads for the wasm kernels; null: every core the runtime reports (1 without shared memory). */
+  threads: number | null;
   /** Characters generated after training (0: none). */
   sampleTokens: number;
   /** Text the final sample starts from ('' starts from a newline). */
@@ -140,6 +143,7 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
   { key: 'logFile', type: 'string', nullable: true, flag: true, help: 'JSON-lines log (default <out>/log.jsonl)' },
   { key: 'resume', type: 'string', nullable: true, flag: true, help: 'continue from a checkpoint or run directory' },
   { key: 'backend', type: 'enum', values: ['wasm', 'js'], flag: true, help: 'kernels: wasm (SIMD) or js (reference)' },
+  { key: 'threads', type: 'posInt', nullable: true, flag: true, help: 'threads for the wasm kernels, 1-256 (default: all cores); results are identical at any count' },
   { key: 'sampleTokens', type: 'nonNegInt', flag: false, help: 'characters sampled after training (0: none)' },
   { key: 'prompt', type: 'string', flag: false, help: 'start of the final sample' },
   { key: 'temperature', type: 'posNum', flag: false, help: 'sampling temperature' },
@@ -189,6 +193,7 @@ export const DEFAULT_RUN_CONFIG: Readonly<RunConfig> = Object.freeze({
   logFile: null,
   resume: null,
   backend: 'wasm',
+  threads: null,
   sampleTokens: 400,
   prompt: '',
   temperature: 0.8,
@@ -312,6 +317,7 @@ export function resolveRunConfig(...layers: Partial<RunConfig>[]): RunConfig {
   if (!warmupGiven) cfg.warmup = Math.min(cfg.warmup, Math.floor(cfg.iters / 10));
   if (cfg.dim % cfg.heads !== 0) throw new Error(`config: dim ${cfg.dim} must be divisible by heads ${cfg.heads} (e.g. --heads ${largestDivisorAtMost(cfg.dim, cfg.heads)})`);
   if (cfg.minLr > cfg.lr) throw new Error(`config: minLr ${cfg.minLr} must not exceed lr ${cfg.lr}`);
+  if (cfg.threads !== null) validateThreads(cfg.threads, '--threads');
   if (cfg.warmup > cfg.iters) throw new Error(`config: warmup ${cfg.warmup} must not exceed iters ${cfg.iters}`);
   return cfg;
 }

@@ -14,6 +14,7 @@
  * directory.
  */
 import type { Backend } from '../backend/backend.js';
+import { defaultThreads } from '../runtime/threads.js';
 import { createBackend } from '../backend/index.js';
 import { TextDataset } from '../data/dataset.js';
 import { type Tokenizer, tokenizerFromJSON } from '../data/tokenizer.js';
@@ -40,6 +41,8 @@ export interface RunStartInfo {
   /** Trainable parameters. */
   parameters: number;
   backend: string;
+  /** Threads the backend runs kernels on. */
+  threads: number;
   outDir: string;
   logFile: string;
   /** The checkpoint resumed from. */
@@ -153,7 +156,7 @@ export async function runTraining(config: Partial<RunConfig> | Partial<RunConfig
 
   let backend: Backend | undefined;
   try {
-    backend = await createBackend(cfg.backend);
+    backend = await createBackend(cfg.backend, { threads: cfg.threads ?? (await defaultThreads()) });
     const heap = new Heap(backend);
     model.materialize(heap, new Rng(cfg.seed));
     const optimizer = cfg.optimizer === 'sgd'
@@ -198,7 +201,7 @@ export async function runTraining(config: Partial<RunConfig> | Partial<RunConfig
     });
     if (ckpt) trainer.restore(ckpt);
     await hooks.onStart?.({
-      config: cfg, model: modelCfg, parameters: model.params.count, backend: backend.name, outDir, logFile,
+      config: cfg, model: modelCfg, parameters: model.params.count, backend: backend.name, threads: (backend as { threads?: number }).threads ?? 1, outDir, logFile,
       resumedFrom: ckpt?.dir, startStep: trainer.step, trainTokens: dataset.train.length, valTokens: dataset.val.length,
     });
 
