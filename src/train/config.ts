@@ -31,6 +31,8 @@ export interface RunConfig {
   pos: 'learned' | 'rope';
   /** Full-precision linear layers instead of BitLinear. */
   fp: boolean;
+  /** BitLinear's built-in RMSNorm (the BitNet FAQ layer); false reproduces plain fake-quant BitLinear. */
+  bitlinearNorm: boolean;
   bias: boolean;
   tiedHead: boolean;
   initStd: number;
@@ -115,6 +117,7 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
   { key: 'mlp', type: 'enum', values: ['gelu', 'swiglu', 'relu2'], flag: true, help: 'MLP activation' },
   { key: 'pos', type: 'enum', values: ['learned', 'rope'], flag: true, help: 'position encoding' },
   { key: 'fp', type: 'bool', flag: true, help: 'full-precision linear layers (the FP32 baseline) instead of BitLinear' },
+  { key: 'bitlinearNorm', type: 'bool', flag: true, help: "BitLinear's built-in RMSNorm before activation quantisation (--bitlinear-norm=false: off)" },
   { key: 'bias', type: 'bool', flag: false, help: 'biases in linear layers and norms' },
   { key: 'tiedHead', type: 'bool', flag: false, help: 'share the token embedding with the LM head' },
   { key: 'initStd', type: 'nonNegNum', flag: false, help: 'std of the normal weight init' },
@@ -165,6 +168,7 @@ export const DEFAULT_RUN_CONFIG: Readonly<RunConfig> = Object.freeze({
   mlp: 'gelu',
   pos: 'learned',
   fp: false,
+  bitlinearNorm: true,
   bias: false,
   tiedHead: false,
   initStd: 0.02,

@@ -17,18 +17,20 @@ export interface ModelConfig {
   pos: 'learned' | 'rope';
   /** BitLinear (ternary weights, int8 activations) in attention and MLP; false is the FP32 baseline. */
   bitlinear: boolean;
+  /** BitLinear's built-in RMSNorm before the activation quantiser (the BitNet FAQ's layer); default true. */
+  bitlinearNorm?: boolean;
   bias: boolean;
   tiedHead: boolean;
   initStd: number;
 }
 
 /** The fields that decide the parameter shapes and the computation: a checkpoint must match all of them. */
-export const MODEL_SHAPE_KEYS = ['vocabSize', 'contextLength', 'layers', 'heads', 'dim', 'norm', 'mlp', 'pos', 'bitlinear', 'bias', 'tiedHead'] as const;
+export const MODEL_SHAPE_KEYS = ['vocabSize', 'contextLength', 'layers', 'heads', 'dim', 'norm', 'mlp', 'pos', 'bitlinear', 'bitlinearNorm', 'bias', 'tiedHead'] as const;
 
 /** The CLI flag that sets each shape field, for messages. */
 const FLAG_OF: Record<(typeof MODEL_SHAPE_KEYS)[number], string> = {
   vocabSize: '--tokenizer / the corpus', contextLength: '--context', layers: '--layers', heads: '--heads', dim: '--dim',
-  norm: '--norm', mlp: '--mlp', pos: '--pos', bitlinear: '--fp', bias: 'bias', tiedHead: 'tiedHead',
+  norm: '--norm', mlp: '--mlp', pos: '--pos', bitlinear: '--fp', bitlinearNorm: '--bitlinear-norm', bias: 'bias', tiedHead: 'tiedHead',
 };
 
 /** The model config a run config describes, for a tokenizer of `vocabSize` ids. */
@@ -43,6 +45,7 @@ export function modelConfigFromRun(run: RunConfig, vocabSize: number): ModelConf
     mlp: run.mlp,
     pos: run.pos,
     bitlinear: !run.fp,
+    bitlinearNorm: run.bitlinearNorm,
     bias: run.bias,
     tiedHead: run.tiedHead,
     initStd: run.initStd,
@@ -85,6 +88,7 @@ export function createModel(cfg: ModelConfig): ModelBuildResult {
     mlp: cfg.mlp,
     pos: cfg.pos,
     bitlinear: cfg.bitlinear,
+    bitlinearOptions: { norm: cfg.bitlinearNorm ?? true },
     bias: cfg.bias,
     tiedHead: cfg.tiedHead,
     initStd: cfg.initStd,
@@ -113,6 +117,7 @@ export function modelConfigOf(resolved: object): ModelConfig {
     mlp: c.mlp ?? 'gelu',
     pos: c.pos ?? 'learned',
     bitlinear: c.bitlinear ?? false,
+    bitlinearNorm: (c as { bitlinearOptions?: { norm?: boolean } }).bitlinearOptions?.norm ?? true,
     bias: c.bias ?? false,
     tiedHead: c.tiedHead ?? false,
     initStd: c.initStd ?? 0.02,
