@@ -24,6 +24,7 @@ const NARGS = 4;
 const READY = 5; // workers that finished instantiating
 const PER_THREAD_ARG = 6; // index of an arg offset by thread * PER_THREAD_STRIDE (per-thread scratch), or -1
 const PER_THREAD_STRIDE = 7;
+const SPURIOUS = 8; // wake-ups of a worker that found no new dispatch (diagnostics)
 const RANGES = 16; // r0, r1 for thread w at RANGES + 2w
 const MAX_ARGS = 32;
 const ARGS_BYTE = 2176; // f64 args
@@ -54,6 +55,7 @@ listen((boot) => {
     let seq = Atomics.load(I, ${SEQ});
     for (let i = 0; seq === seen && i < spin; i++) seq = Atomics.load(I, ${SEQ});
     if (seq === seen) { Atomics.wait(I, ${SEQ}, seen); seq = Atomics.load(I, ${SEQ}); }
+    if (seq === seen) { Atomics.add(I, ${SPURIOUS}, 1); continue; } // woken without a new dispatch: never run one twice
     if (seq < 0) break;
     seen = seq;
     const r0 = I[${RANGES} + 2 * index], r1 = I[${RANGES} + 2 * index + 1];
@@ -104,6 +106,7 @@ export class ThreadPool {
   private readonly timeoutMs: number;
   private readonly spin: number;
   private seq = 0;
+  private lastKernel = -1;
   private canBlock = true;
   private failure: Error | null = null;
   private disposed = false;
@@ -159,6 +162,7 @@ export class ThreadPool {
     if (this.disposed) throw new Error('ThreadPool: used after dispose()');
     if (this.failure) throw this.failure;
     const { I, A } = this;
+    this.checkControl('before', id);
     if (args.length > MAX_ARGS) throw new Error(`ThreadPool: kernel ${this.kernels[id]} has ${args.length} args (max ${MAX_ARGS})`);
     for (let i = 0; i < args.length; i++) A[i] = args[i];
     I[NARGS] = args.length;
@@ -178,6 +182,8 @@ export class ThreadPool {
       try { callLocal(ranges[0], ranges[1]); } catch (e) { localError = e; }
     }
     this.waitIdle();
+    this.checkControl('after', id);
+    this.lastKernel = id;
     if (localError) throw localError;
     const failed = Atomics.load(I, ERROR);
     if (failed) {
@@ -186,6 +192,22 @@ export class ThreadPool {
       const end = bytes.indexOf(0);
       const text = new TextDecoder().decode(bytes.slice(0, end < 0 ? bytes.length : end));
       throw new Error(`threads: worker ${failed - 1} failed in kernel ${this.kernels[id]}: ${text}`);
+    }
+  }
+
+  /**
+   * The control block must hold exactly what this thread last wrote there: a mismatch means a
+   * kernel wrote outside its buffers into the block, and continuing would hang or run garbage.
+   */
+  private checkControl(when: 'before' | 'after', id: number): void {
+    const seq = Atomics.load(this.I, SEQ);
+    const pending = Atomics.load(this.I, PENDING);
+    if (seq !== this.seq || pending !== 0) {
+      const where = when === 'before'
+        ? `between kernels ${this.lastKernel < 0 ? '(none)' : this.kernels[this.lastKernel]} and ${this.kernels[id]}`
+        : `during kernel ${this.kernels[id]}`;
+      this.failure = new Error(`threads: the pool's control block was overwritten ${where} (sequence ${seq}, expected ${this.seq}; pending ${pending}): a kernel wrote outside its buffers; the pool is unusable`);
+      throw this.failure;
     }
   }
 
@@ -203,11 +225,17 @@ export class ThreadPool {
         }
       }
       pending = Atomics.load(I, PENDING);
+      if (pending < 0) return; // reported by checkControl
       if (pending !== 0 && Date.now() - start > this.timeoutMs) {
         this.failure = new Error(`threads: ${pending} worker(s) did not finish kernel ${this.kernels[I[KERNEL]]} within ${this.timeoutMs} ms (a worker died?); the pool is unusable, create a new backend`);
         throw this.failure;
       }
     }
+  }
+
+  /** Times a worker woke up without a new dispatch (diagnostics; such wake-ups are ignored). */
+  get spuriousWakeups(): number {
+    return Atomics.load(this.I, SPURIOUS);
   }
 
   /** Stop the workers. The pool is unusable afterwards. */
