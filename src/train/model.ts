@@ -66,19 +66,9 @@ export function modelShapeDifferences(saved: Partial<ModelConfig>, requested: Mo
   return out;
 }
 
-/** Warnings about options this build's model does not implement yet (it trains without them). */
-export interface ModelBuildResult {
-  model: GPT;
-  /** Requested options the model ignored, one sentence each. */
-  unsupported: string[];
-}
-
-/**
- * Build the GPT for `cfg`. Options the `GPT` of this build does not know (its resolved config
- * lacks the field) are reported in `unsupported` instead of being silently dropped.
- */
-export function createModel(cfg: ModelConfig): ModelBuildResult {
-  const gptConfig = {
+/** Build the GPT a `ModelConfig` describes (not yet materialized). */
+export function createModel(cfg: ModelConfig): GPT {
+  const gptConfig: GPTConfig = {
     vocabSize: cfg.vocabSize,
     contextLength: cfg.contextLength,
     layers: cfg.layers,
@@ -92,13 +82,8 @@ export function createModel(cfg: ModelConfig): ModelBuildResult {
     bias: cfg.bias,
     tiedHead: cfg.tiedHead,
     initStd: cfg.initStd,
-  } as GPTConfig;
-  const model = new GPT(gptConfig);
-  const resolved = model.config as unknown as Record<string, unknown>;
-  const unsupported: string[] = [];
-  if (cfg.bitlinear && resolved.bitlinear !== true) unsupported.push('BitLinear is not available in this build: training full-precision linear layers (as with --fp)');
-  if (cfg.pos !== 'learned' && resolved.pos !== cfg.pos) throw new Error(`model: pos '${cfg.pos}' is not available in this build (use --pos learned)`);
-  return { model, unsupported };
+  };
+  return new GPT(gptConfig);
 }
 
 /**

@@ -151,8 +151,7 @@ export async function runTraining(config: Partial<RunConfig> | Partial<RunConfig
     const diff = modelShapeDifferences(savedModel, modelCfg);
     if (diff.length > 0) throw new Error(`checkpoint ${ckpt.dir} is from a different model: ${diff.join('; ')}. Resume with the checkpoint's settings, or start a new run without --resume`);
   }
-  const { model, unsupported } = createModel(modelCfg);
-  for (const w of unsupported) hooks.onWarning?.(w);
+  const model = createModel(modelCfg);
 
   let backend: Backend | undefined;
   try {
@@ -248,7 +247,7 @@ export async function sampleFromCheckpoint(options: SampleOptions, env: RunEnvir
   if (!saved.model || typeof saved.model.vocabSize !== 'number') throw new Error(`checkpoint ${ckpt.dir}/trainer.json has no config.model; it was not written by bitnet-train`);
   if (!ckpt.trainer.tokenizer) throw new Error(`checkpoint ${ckpt.dir}/trainer.json has no tokenizer; cannot turn text into ids`);
   const tokenizer = tokenizerFromJSON(ckpt.trainer.tokenizer);
-  const { model } = createModel(saved.model);
+  const model = createModel(saved.model);
   const prompt = promptIds(tokenizer, options.prompt ?? '');
   const backend = await createBackend(options.backend ?? 'wasm');
   try {
