@@ -46,14 +46,12 @@ async function init(opts) {
   cfg = { ...lib.DEFAULT_RUN_CONFIG };
   dataset = lib.TextDataset.fromText(text, { tokenizer: cfg.tokenizer, valFraction: cfg.valFraction, source: 'tinyshakespeare.txt', contextLength: cfg.context });
   const modelCfg = lib.modelConfigFromRun(cfg, dataset.tokenizer.vocabSize);
-  const built = lib.createModel(modelCfg);
-  model = built.model;
-  for (const w of built.unsupported) post({ type: 'warning', message: w });
+  model = lib.createModel(modelCfg);
 
   // threads need SharedArrayBuffer, i.e. a cross-origin isolated page; createBackend alone
   // gives the single-threaded SIMD kernels, or the js backend (with a warning) without SIMD
   const threads = lib.hasWasmSimd() && globalThis.crossOriginIsolated ? opts.threads : 1;
-  const backend = threads > 1 ? await lib.createWasmBackend({ threads }) : await lib.createBackend('wasm');
+  const backend = await lib.createBackend('wasm', { threads });
   heap = new lib.Heap(backend);
   model.materialize(heap, new lib.Rng(cfg.seed));
   const optimizer = new lib.AdamW(model.params, { lr: cfg.lr, betas: [cfg.beta1, cfg.beta2], weightDecay: cfg.weightDecay, clipNorm: cfg.clip });
