@@ -12,3 +12,4 @@ export * from './optim';
 export * from './quant';
 export * from './ternary';
 export * from './rope';
+export * from './qat';

@@ -21,6 +21,7 @@ export * from './optim/index.js';
 export * from './optim/schedule.js';
 export * from './optim/sgd.js';
 export * from './quant/index.js';
+export * from './qat/index.js';
 export * from './data/index.js';
 export * from './io/index.js';
 export * from './runtime/fs.js';

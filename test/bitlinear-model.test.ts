@@ -68,7 +68,7 @@ describe('BitLinear in a GPT', () => {
 
   it('rejects bad options naming the option and the fix', () => {
     expect(() => resolveBitLinearOptions({ scale: { group: 24 } })).toThrow(/positive multiple of 16/);
-    expect(() => resolveBitLinearOptions({ ste: 'soft' as 'identity' })).toThrow(/ste must be 'identity' or 'clipped'/);
+    expect(() => resolveBitLinearOptions({ ste: 'sigmoid' as 'identity' })).toThrow(/ste must be 'identity', 'clipped', 'soft' or 'lsq', got sigmoid/);
     expect(() => resolveBitLinearOptions({ norm: false, normAffine: true })).toThrow(/normAffine needs norm: true/);
     expect(() => new GPT({ ...SHAPE, bitlinear: true, bitlinearOptions: { scale: { group: 48 } } })).toThrow(/divisor of K = 32/);
   });

@@ -233,7 +233,63 @@ export interface Backend {
    * and dout's v part unchanged. dinp must not overlap dout.
    */
   ropeBackward(dinp: Ptr, dout: Ptr, table: Ptr, B: number, T: number, C: number, NH: number): void;
+
+  // ---- QAT: quantisation-aware training (src/qat/README.md; kernels assembly/qat.ts) ----------
+  //
+  // `blend` carries progressive quantisation and quantisation noise: element i (flat index in the
+  // tensor) gets lambda_i = blend.lambda where the noise mask `hash(seed, i) >>> 8 < floor(p·2^24)`
+  // is on (every element for p >= 1), 0 elsewhere. W (N,K) and its `scales` / `group` as above.
+
+  /** `out (n) = a + λ_i (b − a)` elementwise; λ_i = 0 copies a and λ_i = 1 copies b exactly. */
+  qatLerp(out: Ptr, a: Ptr, b: Ptr, n: number, blend: QatBlend): void;
+  /**
+   * Weight STE with progressive blend: `dw (N,K) += dwq · ((1 − λ_i) + λ_i·g(u))`, `u = f32(w·s)`;
+   * g = 1 (`'identity'`), `[|u| ≤ 1]` (`'clipped'`), or `[|u| ≤ 1]·s'_T(u)` (`'soft'`: the slope of
+   * tanh soft rounding at temperature T, see src/qat/README.md).
+   */
+  qatSteWeights(dw: Ptr, dwq: Ptr, w: Ptr, scales: Ptr, N: number, K: number, group: number, surrogate: QatSurrogate, temperature: number, blend: QatBlend): void;
+  /**
+   * LSQ step sizes to multipliers, per group (count of them): `sw = 1/max(step, 1e-5)` where step > 0;
+   * where step ≤ 0 (not initialised) `step = 1/absmean` and `sw = absmean` (absmeanScales' output).
+   */
+  qatLsqScales(sw: Ptr, step: Ptr, absmean: Ptr, count: number): void;
+  /**
+   * LSQ step-size gradient: `dstep[g] += gradScale · Σ_{i∈g} λ_i·dwq_i·∂Ŵ_i/∂Δ` with
+   * `∂Ŵ/∂Δ = −1 (u ≤ −1), +1 (u ≥ 1), round(u) − u` otherwise; w, dwq (count), sw (count/group).
+   */
+  qatLsqStepGrad(dstep: Ptr, dwq: Ptr, w: Ptr, sw: Ptr, count: number, group: number, gradScale: number, blend: QatBlend): void;
+  /**
+   * Int8 activations with a static (calibrated) clip value: every row gets `sx = 127/max(clip[0], 1e-5)`
+   * (per-row absmax when clip[0] ≤ 0: not calibrated), `xq = clamp(round(x·sx), −128, 127)`. Layouts as quantizeActivations.
+   */
+  qatQuantizeActivationsStatic(xq: Ptr, sx: Ptr, x: Ptr, clip: Ptr, M: number, K: number): void;
+  /** `dst (M,dstCols)[:, dstCol0..+n) (+)= src (M,srcCols)[:, srcCol0..+n)` (a column block of a matrix). */
+  qatCopyColumns(dst: Ptr, dstCols: number, dstCol0: number, src: Ptr, srcCols: number, srcCol0: number, M: number, n: number, accumulate: boolean): void;
+  /**
+   * Distillation loss per row: `losses[r] = α·CE(z_r, target_r) + (1−α)·T²·KL(softmax(t_r/T) ‖ softmax(z_r/T))`.
+   * logits z, teacher t, probs, probsT, teacherT (N,V); targets (N) indices; probs = softmax(z),
+   * probsT = softmax(z/T), teacherT = softmax(t/T) are saved for backward.
+   */
+  kdForward(losses: Ptr, probs: Ptr, probsT: Ptr, teacherT: Ptr, logits: Ptr, teacher: Ptr, targets: Ptr, N: number, V: number, temperature: number, alpha: number): void;
+  /** `dlogits += dlosses[r] · (α(probs − onehot) + (1−α)·T·(probsT − teacherT))`. */
+  kdBackward(dlogits: Ptr, probs: Ptr, probsT: Ptr, teacherT: Ptr, targets: Ptr, dlosses: Ptr, N: number, V: number, temperature: number, alpha: number): void;
+  /** Distance to the ternary grid per row: `rowsum (N) = Σ_k (u − q(u))²`, `u = f32(w·s)`, `q = clamp(round(u), −1, 1)`. */
+  qatGridPenalty(rowsum: Ptr, w: Ptr, scales: Ptr, N: number, K: number, group: number): void;
+  /** `dw (N,K) += dout[0]·coef·(u − q(u))·s` (s and q(u) held constant). */
+  qatGridPenaltyBackward(dw: Ptr, w: Ptr, scales: Ptr, dout: Ptr, coef: number, N: number, K: number, group: number): void;
+  /** Latent-weight clamp in place: `w = clamp(w, −bound/s, bound/s)` per scale group. */
+  qatClampWeights(w: Ptr, scales: Ptr, N: number, K: number, group: number, bound: number): void;
 }
+
+/** Progressive quantisation and noise of a QAT kernel: λ, the noise fraction p (1: no noise) and its seed (u32). */
+export interface QatBlend {
+  lambda: number;
+  p: number;
+  seed: number;
+}
+
+/** The gradient surrogate of a weight quantiser (see `Backend.qatSteWeights`). */
+export type QatSurrogate = 'identity' | 'clipped' | 'soft';
 
 /** Thrown by a backend for an argument it cannot honour (out of memory, bad pointer). */
 export class BackendError extends Error {

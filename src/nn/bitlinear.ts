@@ -11,8 +11,17 @@
  * `self_attn.o_proj` is `self_attn.attn_sub_norm.weight`, the one in front of `mlp.down_proj` is
  * `mlp.ffn_sub_norm.weight` (BitNet b1.58 2B4T's "subln") — and `${name}.norm.weight` elsewhere;
  * stacked q/k/v share one input and so one norm: `self_attn.qkv_proj.norm.weight`.
+ *
+ * Quantisation-aware training (src/qat/README.md): the STE variants `'soft'` and `'lsq'` (LSQ
+ * registers a learnable step size per scale group, `${name}.weight_step`, no weight decay, 0 =
+ * "initialise from mean|W| at the first forward"); a static activation clip
+ * (`activationScale: 'static'` registers `${layer}.input_clip`, one value per layer, named like the
+ * built-in norm, no gradient; 0 = "not calibrated yet", per-token scales until `calibrate` sets it);
+ * per-projection precision (`keepFp`, `keepInt8`, or `setPrecision` later); and the per-step state a
+ * `QatController` sets (`weightLambda`, `activationLambda`, `noise`, `softTemperature`).
  */
-import { bitLinear, type SteVariant } from '../autograd/ops/bitlinear.js';
+import type { Ptr } from '../backend/backend.js';
+import { bitLinear, type ActivationSteVariant, type ProjectionPrecision, type QuantNoise, type SteVariant } from '../autograd/ops/bitlinear.js';
 import { weightScaleGroup } from '../quant/layout.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { LinearFactory, LinearLayer, LinearSpec } from './linear.js';
@@ -33,10 +42,28 @@ export interface BitLinearOptions {
    * `'channel'` (one per output row) or `{ group: G }` (per G input elements; G a multiple of 16 dividing C).
    */
   scale?: BitLinearScale;
-  /** Straight-through estimator: `'identity'` (default) or `'clipped'` (no weight gradient where |W·s| > 1). */
+  /**
+   * Weight straight-through estimator: `'identity'` (default), `'clipped'` (no weight gradient where
+   * |W·s| > 1), `'soft'` (slope of tanh soft rounding at `softTemperature`), `'lsq'` (learnable step size).
+   */
   ste?: SteVariant;
   /** Quantise activations to int8 per token (default true); false gives weight-only ternary (W1.58A32). */
   quantizeActivations?: boolean;
+  /**
+   * Per-layer STE overrides by layer name (`bitLinearLayerName`: a projection such as
+   * `model.layers.0.mlp.down_proj`, or `model.layers.0.self_attn.qkv_proj` for stacked q/k/v).
+   */
+  steByLayer?: Readonly<Record<string, SteVariant>>;
+  /** Initial temperature of the `'soft'` STE (a `QatController` may anneal it). Default 1. */
+  softTemperature?: number;
+  /** Activation STE: `'identity'` (default) or `'clipped'` (zero gradient where a static clip saturates). */
+  activationSte?: ActivationSteVariant;
+  /** Activation scales: `'token'` (default, absmax per token) or `'static'` (one calibrated clip per layer, see `calibrate`). */
+  activationScale?: 'token' | 'static';
+  /** Projections kept in full precision (quantisers off), by name, e.g. `'model.layers.0.self_attn.q_proj'`. */
+  keepFp?: readonly string[];
+  /** Projections kept at 8 bits (per-output-channel absmax int8 weights), by name. */
+  keepInt8?: readonly string[];
 }
 
 /** BitLinear options with every default filled in. */
@@ -60,8 +87,49 @@ export function resolveBitLinearOptions(options: BitLinearOptions = {}): Resolve
     throw new Error(`${where}: scale must be 'tensor', 'channel' or { group: G } with G a positive multiple of 16, got ${JSON.stringify(scale)}`);
   }
   const ste = options.ste ?? 'identity';
-  if (ste !== 'identity' && ste !== 'clipped') throw new Error(`${where}: ste must be 'identity' or 'clipped', got ${String(ste)}`);
-  return { norm, normAffine, normEps, scale, ste, quantizeActivations };
+  if (!['identity', 'clipped', 'soft', 'lsq'].includes(ste)) throw new Error(`${where}: ste must be 'identity', 'clipped', 'soft' or 'lsq', got ${String(ste)}`);
+  const steByLayer = { ...(options.steByLayer ?? {}) };
+  for (const [layer, v] of Object.entries(steByLayer)) {
+    if (!['identity', 'clipped', 'soft', 'lsq'].includes(v)) throw new Error(`${where}: steByLayer[${JSON.stringify(layer)}] must be 'identity', 'clipped', 'soft' or 'lsq', got ${String(v)}`);
+  }
+  const softTemperature = options.softTemperature ?? 1;
+  if (!(Number.isFinite(softTemperature) && softTemperature > 0)) throw new Error(`${where}: softTemperature must be a finite number > 0, got ${softTemperature}`);
+  const activationSte = options.activationSte ?? 'identity';
+  if (activationSte !== 'identity' && activationSte !== 'clipped') throw new Error(`${where}: activationSte must be 'identity' or 'clipped', got ${String(activationSte)}`);
+  const activationScale = options.activationScale ?? 'token';
+  if (activationScale !== 'token' && activationScale !== 'static') throw new Error(`${where}: activationScale must be 'token' or 'static', got ${String(activationScale)}`);
+  const keepFp = nameList(where, 'keepFp', options.keepFp);
+  const keepInt8 = nameList(where, 'keepInt8', options.keepInt8);
+  const both = keepFp.filter((n) => keepInt8.includes(n));
+  if (both.length > 0) throw new Error(`${where}: ${both.join(', ')} is in both keepFp and keepInt8; keep each projection in one precision`);
+  return { norm, normAffine, normEps, scale, ste, steByLayer, quantizeActivations, softTemperature, activationSte, activationScale, keepFp, keepInt8 };
+}
+
+function nameList(where: string, key: string, v: readonly string[] | undefined): readonly string[] {
+  if (v === undefined) return [];
+  if (!Array.isArray(v) || v.some((n) => typeof n !== 'string')) throw new Error(`${where}: ${key} must be an array of projection names, got ${JSON.stringify(v)}`);
+  return [...v];
+}
+
+/**
+ * Throw unless every name in `keepFp` / `keepInt8` is one of `projections` (the model's
+ * projection names, e.g. `model.layers.0.mlp.up_proj`), naming the unknown values and listing the valid ones.
+ */
+export function checkKeepLists(options: Pick<BitLinearOptions, 'keepFp' | 'keepInt8' | 'steByLayer'>, projections: readonly string[]): void {
+  const layers = [...new Set(projections.map((n) => (/\.[qkv]_proj$/.test(n) ? n.replace(/\.[qkv]_proj$/, '.qkv_proj') : n)))];
+  const badSte = Object.keys(options.steByLayer ?? {}).filter((n) => !layers.includes(n));
+  if (badSte.length > 0) throw new Error(`BitLinear options: steByLayer names unknown layer${badSte.length > 1 ? 's' : ''} ${badSte.map((n) => JSON.stringify(n)).join(', ')}; valid names: ${layers.join(', ')}`);
+  for (const key of ['keepFp', 'keepInt8'] as const) {
+    const unknown = (options[key] ?? []).filter((n) => !projections.includes(n));
+    if (unknown.length > 0) {
+      throw new Error(`BitLinear options: ${key} names unknown projection${unknown.length > 1 ? 's' : ''} ${unknown.map((n) => JSON.stringify(n)).join(', ')}; valid names: ${projections.join(', ')}`);
+    }
+  }
+}
+
+/** The projection names of a model's parameter names: every `…_proj.weight` without `.weight`. */
+export function projectionNames(paramNames: readonly string[]): string[] {
+  return paramNames.filter((n) => /_proj\.weight$/.test(n)).map((n) => n.slice(0, -'.weight'.length));
 }
 
 /** The name of a BitLinear's built-in norm scale (see the file header). */
@@ -81,6 +149,23 @@ export function bitLinearNormName(names: readonly string[]): string {
   return `${first}.norm.weight`;
 }
 
+/**
+ * The name of a BitLinear layer as a whole: its projection's name, or for stacked parts with one
+ * parent the fused name (`model.layers.0.self_attn.qkv_proj`). Its static activation clip is
+ * `${layerName}.input_clip`.
+ */
+export function bitLinearLayerName(names: readonly string[]): string {
+  const first = names[0]!;
+  if (names.length === 1) return first;
+  const parent = first.slice(0, first.lastIndexOf('.'));
+  const leaf = (n: string): string => n.slice(n.lastIndexOf('.') + 1);
+  const sameParent = names.every((n) => n.slice(0, n.lastIndexOf('.')) === parent);
+  if (sameParent && names.every((n) => leaf(n).endsWith('_proj'))) {
+    return `${parent}.${names.map((n) => leaf(n).slice(0, -'_proj'.length)).join('')}_proj`;
+  }
+  return first;
+}
+
 /** A BitNet b1.58 projection `(..., inFeatures) → (..., outFeatures)`. */
 export class BitLinear implements LinearLayer {
   readonly weight: Tensor;
@@ -92,6 +177,31 @@ export class BitLinear implements LinearLayer {
   readonly options: ResolvedBitLinearOptions;
   /** The weight-scale `group` passed to the kernels (per part for stacked projections). */
   readonly group: number;
+  /** Projection names of the stacked parts, e.g. `['model.layers.0.self_attn.q_proj', …k_proj, …v_proj]`. */
+  readonly names: readonly string[];
+  /** Output rows of each part. */
+  readonly partRows: number;
+  /** This layer's weight STE (`options.ste`, or its `steByLayer` override). */
+  readonly ste: SteVariant;
+  /** LSQ step sizes Δ (N*K/group) with `ste: 'lsq'`, else null. */
+  readonly weightStep: Tensor | null;
+  /** The static activation clip (1) with `activationScale: 'static'`, else null. */
+  readonly inputClip: Tensor | null;
+
+  // ---- QAT state, set per step (a QatController does it) ----
+  /** λ of progressive weight quantisation, in [0,1]. 1: fully quantised. */
+  weightLambda = 1;
+  /** λ of progressive activation quantisation, in [0,1]. */
+  activationLambda = 1;
+  /** Quantisation noise of this step, or null. */
+  noise: QuantNoise | null = null;
+  /** Temperature of the `'soft'` STE. */
+  softTemperature: number;
+  /** Calibration hook: receives the activation quantiser's input of each forward. */
+  observe: ((xn: Tensor) => void) | null = null;
+  /** Two static elements for the next forward's activation error sums (error analysis), or 0. */
+  activationStats: Ptr = 0;
+  private readonly precisions: ProjectionPrecision[];
 
   constructor(spec: LinearSpec, options: BitLinearOptions = {}) {
     const { params, names, inFeatures, outFeatures, initStd } = spec;
@@ -99,6 +209,8 @@ export class BitLinear implements LinearLayer {
       if (!Number.isInteger(n) || n <= 0) throw new Error(`BitLinear ${names.join(', ')}: ${what} must be a positive integer, got ${n}`);
     }
     const o = (this.options = resolveBitLinearOptions(options));
+    this.names = [...names];
+    this.partRows = outFeatures;
     this.inFeatures = inFeatures;
     this.outFeatures = outFeatures * names.length;
     const scale = o.scale;
@@ -116,6 +228,32 @@ export class BitLinear implements LinearLayer {
     this.normWeight = o.norm && o.normAffine
       ? params.register(bitLinearNormName(names), [inFeatures], { init: { kind: 'ones' }, decay: false })
       : null;
+    this.ste = o.steByLayer[bitLinearLayerName(names)] ?? o.ste;
+    this.weightStep = this.ste === 'lsq'
+      ? params.registerStacked(names.map((n) => `${n}.weight_step`), [(outFeatures * inFeatures) / this.group], { init: { kind: 'zeros' }, decay: false }).whole
+      : null;
+    this.inputClip = o.activationScale === 'static'
+      ? params.register(`${bitLinearLayerName(names)}.input_clip`, [1], { init: { kind: 'zeros' }, decay: false })
+      : null;
+    this.softTemperature = o.softTemperature;
+    this.precisions = names.map((n) => (o.keepFp.includes(n) ? 'fp' : o.keepInt8.includes(n) ? 'int8' : 'ternary'));
+  }
+
+  /** The precision of the part called `name` (one of `names`). */
+  precisionOf(name: string): ProjectionPrecision {
+    return this.precisions[this.partIndex(name)]!;
+  }
+
+  /** Keep the part called `name` in another precision from the next forward on (mixed precision). */
+  setPrecision(name: string, precision: ProjectionPrecision): void {
+    if (precision !== 'ternary' && precision !== 'int8' && precision !== 'fp') throw new Error(`BitLinear.setPrecision: precision must be 'ternary', 'int8' or 'fp', got ${String(precision)}`);
+    this.precisions[this.partIndex(name)] = precision;
+  }
+
+  private partIndex(name: string): number {
+    const i = this.names.indexOf(name);
+    if (i < 0) throw new Error(`BitLinear: no projection ${JSON.stringify(name)} in this layer (its parts: ${this.names.join(', ')})`);
+    return i;
   }
 
   forward(x: Tensor): Tensor {
@@ -125,8 +263,18 @@ export class BitLinear implements LinearLayer {
       normWeight: this.normWeight,
       normEps: o.normEps,
       group: this.group,
-      ste: o.ste,
+      ste: this.ste,
       quantizeActivations: o.quantizeActivations,
+      softTemperature: this.softTemperature,
+      weightStep: this.weightStep,
+      activationSte: o.activationSte,
+      activationClip: this.inputClip,
+      weightLambda: this.weightLambda,
+      activationLambda: this.activationLambda,
+      noise: this.noise,
+      parts: this.precisions,
+      observe: this.observe,
+      activationStats: this.activationStats,
     });
   }
 }

@@ -13,7 +13,7 @@ import { Embedding } from './embedding.js';
 import { type LinearFactory, denseLinear } from './linear.js';
 import type { NormLayer } from './norm.js';
 import { RotaryEmbedding } from './rope.js';
-import { type BitLinearOptions, bitLinearFactory, resolveBitLinearOptions } from './bitlinear.js';
+import { type BitLinearOptions, bitLinearFactory, checkKeepLists, projectionNames, resolveBitLinearOptions } from './bitlinear.js';
 
 /** Model shape and options. Only the first five fields are required. */
 export interface GPTConfig {
@@ -156,6 +156,8 @@ export class GPT {
     this.rotary = rope ? new RotaryEmbedding(cfg.contextLength, cfg.dim / cfg.heads, cfg.ropeTheta) : null;
     const blockCfg: BlockConfig = cfg;
     this.blocks = Array.from({ length: cfg.layers }, (_, i) => new Block(p, i, blockCfg, this.rotary));
+    // QAT mixed precision: bitlinearOptions.keepFp / keepInt8 must name projections of this model
+    checkKeepLists(cfg.bitlinearOptions, projectionNames(p.names()));
     this.finalNorm = makeNorm(p, 'model.norm', cfg);
     this.headWeight = cfg.tiedHead
       ? this.tokenEmbedding.weight

@@ -7,6 +7,6 @@ export { Block, CausalSelfAttention, MLP, makeNorm, type BlockConfig } from './b
 export { GPT, resolveGPTConfig, type GPTConfig, type GPTOutput, type ResolvedGPTConfig } from './gpt.js';
 // BitNet b1.58
 export {
-  BitLinear, bitLinearFactory, bitLinearNormName, resolveBitLinearOptions,
+  BitLinear, bitLinearFactory, bitLinearLayerName, bitLinearNormName, checkKeepLists, projectionNames, resolveBitLinearOptions,
   type BitLinearOptions, type BitLinearScale, type ResolvedBitLinearOptions,
 } from './bitlinear.js';

@@ -3,7 +3,7 @@
  * It is the test oracle for the wasm backend (with `dtype: 'f64'`) and the fallback where
  * WebAssembly SIMD is missing (with the default `dtype: 'f32'`).
  */
-import { BackendError, type AdamWParams, type Backend, type Floats, type GemmLayout, type Ptr } from '../backend.js';
+import { BackendError, type AdamWParams, type Backend, type Floats, type GemmLayout, type Ptr, type QatBlend, type QatSurrogate } from '../backend.js';
 import * as check from '../checks.js';
 import * as act from './activation.js';
 import * as attn from './attention.js';
@@ -18,6 +18,9 @@ import * as quant from './quant.js';
 import * as ternary from './ternary.js';
 import * as qcheck from '../checks-quant.js';
 import * as rope from './rope.js';
+// QAT
+import * as qat from './qat.js';
+import * as qatcheck from '../checks-qat.js';
 
 /** Options for {@link JsBackend}. */
 export interface JsBackendOptions {
@@ -357,5 +360,65 @@ export class JsBackend implements Backend {
   ropeBackward(dinp: Ptr, dout: Ptr, table: Ptr, B: number, T: number, C: number, NH: number): void {
     check.checkRopeBackward(this, dinp, dout, table, B, T, C, NH);
     rope.ropeBackward(this.mem, dinp, dout, table, B, T, C, NH);
+  }
+
+  // ---- QAT: quantisation-aware training (src/qat/README.md) ----------------------------------
+
+  qatLerp(out: Ptr, a: Ptr, b: Ptr, n: number, blend: QatBlend): void {
+    qatcheck.checkQatLerp(this, out, a, b, n, blend);
+    qat.qatLerp(this.mem, out, a, b, n, blend.lambda, blend.p, blend.seed);
+  }
+
+  qatSteWeights(dw: Ptr, dwq: Ptr, w: Ptr, scales: Ptr, N: number, K: number, group: number, surrogate: QatSurrogate, temperature: number, blend: QatBlend): void {
+    qatcheck.checkQatSteWeights(this, dw, dwq, w, scales, N, K, group, surrogate, temperature, blend);
+    const mode = surrogate === 'identity' ? 0 : surrogate === 'clipped' ? 1 : 2;
+    qat.qatSteWeights(this.mem, dw, dwq, w, scales, N, K, group, mode, mode === 2 ? 1 / temperature : 0, blend.lambda, blend.p, blend.seed);
+  }
+
+  qatLsqScales(sw: Ptr, step: Ptr, absmean: Ptr, count: number): void {
+    qatcheck.checkQatLsqScales(this, sw, step, absmean, count);
+    qat.qatLsqScales(this.mem, sw, step, absmean, count);
+  }
+
+  qatLsqStepGrad(dstep: Ptr, dwq: Ptr, w: Ptr, sw: Ptr, count: number, group: number, gradScale: number, blend: QatBlend): void {
+    qatcheck.checkQatLsqStepGrad(this, dstep, dwq, w, sw, count, group, gradScale, blend);
+    qat.qatLsqStepGrad(this.mem, dstep, dwq, w, sw, count, group, blend.lambda, blend.p, blend.seed, gradScale);
+  }
+
+  qatQuantizeActivationsStatic(xq: Ptr, sx: Ptr, x: Ptr, clip: Ptr, M: number, K: number): void {
+    qatcheck.checkQatQuantizeActivationsStatic(this, xq, sx, x, clip, M, K);
+    qat.qatQuantizeActivationsStatic(this.mem, xq, sx, x, clip, M, K);
+  }
+
+  qatCopyColumns(dst: Ptr, dstCols: number, dstCol0: number, src: Ptr, srcCols: number, srcCol0: number, M: number, n: number, accumulate: boolean): void {
+    qatcheck.checkQatCopyColumns(this, dst, dstCols, dstCol0, src, srcCols, srcCol0, M, n);
+    qat.qatCopyColumns(this.mem, dst, dstCols, dstCol0, src, srcCols, srcCol0, M, n, accumulate);
+  }
+
+  kdForward(losses: Ptr, probs: Ptr, probsT: Ptr, teacherT: Ptr, logits: Ptr, teacher: Ptr, targets: Ptr, N: number, V: number, temperature: number, alpha: number): void {
+    qatcheck.checkKd(this, 'kdForward', this.mem, [['probs', probs], ['probsT', probsT], ['teacherT', teacherT], ['logits', logits], ['teacher', teacher]],
+      targets, ['losses', losses], N, V, temperature, alpha);
+    qat.kdForward(this.mem, losses, probs, probsT, teacherT, logits, teacher, targets, N, V, temperature, alpha);
+  }
+
+  kdBackward(dlogits: Ptr, probs: Ptr, probsT: Ptr, teacherT: Ptr, targets: Ptr, dlosses: Ptr, N: number, V: number, temperature: number, alpha: number): void {
+    qatcheck.checkKd(this, 'kdBackward', this.mem, [['dlogits', dlogits], ['probs', probs], ['probsT', probsT], ['teacherT', teacherT]],
+      targets, ['dlosses', dlosses], N, V, temperature, alpha);
+    qat.kdBackward(this.mem, dlogits, probs, probsT, teacherT, targets, dlosses, N, V, temperature, alpha);
+  }
+
+  qatGridPenalty(rowsum: Ptr, w: Ptr, scales: Ptr, N: number, K: number, group: number): void {
+    qatcheck.checkQatGrid(this, 'qatGridPenalty', [['rowsum', rowsum, 'N'], ['w', w, 'NK']], scales, N, K, group);
+    qat.qatGridPenalty(this.mem, rowsum, w, scales, N, K, group);
+  }
+
+  qatGridPenaltyBackward(dw: Ptr, w: Ptr, scales: Ptr, dout: Ptr, coef: number, N: number, K: number, group: number): void {
+    qatcheck.checkQatGrid(this, 'qatGridPenaltyBackward', [['dw', dw, 'NK'], ['w', w, 'NK'], ['dout', dout, '1']], scales, N, K, group);
+    qat.qatGridPenaltyBackward(this.mem, dw, w, scales, dout, coef, N, K, group);
+  }
+
+  qatClampWeights(w: Ptr, scales: Ptr, N: number, K: number, group: number, bound: number): void {
+    qatcheck.checkQatGrid(this, 'qatClampWeights', [['w', w, 'NK']], scales, N, K, group);
+    qat.qatClampWeights(this.mem, w, scales, N, K, group, bound);
   }
 }

@@ -4,9 +4,10 @@
  * Every kernel call goes through `run`, which gives the kernel its range of output rows; a
  * thread pool (later) splits that range, and the kernels make any split give the same bits.
  */
-import { BackendError, type AdamWParams, type Backend, type Floats, type GemmLayout, type Ptr } from '../backend.js';
+import { BackendError, type AdamWParams, type Backend, type Floats, type GemmLayout, type Ptr, type QatBlend, type QatSurrogate } from '../backend.js';
 import * as check from '../checks.js';
 import * as qcheck from '../checks-quant.js';
+import * as qatcheck from '../checks-qat.js';
 import { ternaryBackwardDxScratchBytes, ternaryForwardScratchBytes } from '../../quant/layout.js';
 import { kernelsMtWasmBytes, kernelsWasmBytes } from '../../runtime/wasm-bytes.js';
 import { ThreadPool, POOL_CONTROL_BYTES } from '../../runtime/pool.js';
@@ -495,6 +496,67 @@ export class WasmBackend implements Backend {
   ropeBackward(dinp: Ptr, dout: Ptr, table: Ptr, B: number, T: number, C: number, NH: number): void {
     check.checkRopeBackward(this, dinp, dout, table, B, T, C, NH);
     this.run('rope_backward', B * T, [dinp * 4, dout * 4, table * 4, B, T, C, NH], 3 * B * T * C);
+  }
+
+  // ---- QAT: quantisation-aware training (src/qat/README.md; assembly/qat.ts) -------------------
+
+  qatLerp(out: Ptr, a: Ptr, b: Ptr, n: number, blend: QatBlend): void {
+    qatcheck.checkQatLerp(this, out, a, b, n, blend);
+    this.run('qat_lerp', n, [out * 4, a * 4, b * 4, n, blend.lambda, blend.p, blend.seed >>> 0], 4 * n);
+  }
+
+  qatSteWeights(dw: Ptr, dwq: Ptr, w: Ptr, scales: Ptr, N: number, K: number, group: number, surrogate: QatSurrogate, temperature: number, blend: QatBlend): void {
+    qatcheck.checkQatSteWeights(this, dw, dwq, w, scales, N, K, group, surrogate, temperature, blend);
+    const mode = surrogate === 'identity' ? 0 : surrogate === 'clipped' ? 1 : 2;
+    const args = [dw * 4, dwq * 4, w * 4, scales * 4, N, K, group, mode, mode === 2 ? 1 / temperature : 0, blend.lambda, blend.p, blend.seed >>> 0];
+    this.run('qat_ste_weights', N, args, (mode === 2 ? 40 : 8) * N * K);
+  }
+
+  qatLsqScales(sw: Ptr, step: Ptr, absmean: Ptr, count: number): void {
+    qatcheck.checkQatLsqScales(this, sw, step, absmean, count);
+    this.run('qat_lsq_scales', count, [sw * 4, step * 4, absmean * 4, count]);
+  }
+
+  qatLsqStepGrad(dstep: Ptr, dwq: Ptr, w: Ptr, sw: Ptr, count: number, group: number, gradScale: number, blend: QatBlend): void {
+    qatcheck.checkQatLsqStepGrad(this, dstep, dwq, w, sw, count, group, gradScale, blend);
+    this.run('qat_lsq_step_grad', count / group, [dstep * 4, dwq * 4, w * 4, sw * 4, count, group, blend.lambda, blend.p, blend.seed >>> 0, gradScale], 8 * count);
+  }
+
+  qatQuantizeActivationsStatic(xq: Ptr, sx: Ptr, x: Ptr, clip: Ptr, M: number, K: number): void {
+    qatcheck.checkQatQuantizeActivationsStatic(this, xq, sx, x, clip, M, K);
+    this.run('qat_quantize_activations_static', M, [xq * 4, sx * 4, x * 4, clip * 4, M, K], 4 * M * K);
+  }
+
+  qatCopyColumns(dst: Ptr, dstCols: number, dstCol0: number, src: Ptr, srcCols: number, srcCol0: number, M: number, n: number, accumulate: boolean): void {
+    qatcheck.checkQatCopyColumns(this, dst, dstCols, dstCol0, src, srcCols, srcCol0, M, n);
+    this.run('qat_copy_columns', M, [dst * 4, dstCols, dstCol0, src * 4, srcCols, srcCol0, M, n, accumulate ? 1 : 0], M * n);
+  }
+
+  kdForward(losses: Ptr, probs: Ptr, probsT: Ptr, teacherT: Ptr, logits: Ptr, teacher: Ptr, targets: Ptr, N: number, V: number, temperature: number, alpha: number): void {
+    qatcheck.checkKd(this, 'kdForward', this.f32, [['probs', probs], ['probsT', probsT], ['teacherT', teacherT], ['logits', logits], ['teacher', teacher]],
+      targets, ['losses', losses], N, V, temperature, alpha);
+    this.run('kd_forward', N, [losses * 4, probs * 4, probsT * 4, teacherT * 4, logits * 4, teacher * 4, targets * 4, N, V, temperature, alpha], 60 * N * V);
+  }
+
+  kdBackward(dlogits: Ptr, probs: Ptr, probsT: Ptr, teacherT: Ptr, targets: Ptr, dlosses: Ptr, N: number, V: number, temperature: number, alpha: number): void {
+    qatcheck.checkKd(this, 'kdBackward', this.f32, [['dlogits', dlogits], ['probs', probs], ['probsT', probsT], ['teacherT', teacherT]],
+      targets, ['dlosses', dlosses], N, V, temperature, alpha);
+    this.run('kd_backward', N, [dlogits * 4, probs * 4, probsT * 4, teacherT * 4, targets * 4, dlosses * 4, N, V, temperature, alpha], 6 * N * V);
+  }
+
+  qatGridPenalty(rowsum: Ptr, w: Ptr, scales: Ptr, N: number, K: number, group: number): void {
+    qatcheck.checkQatGrid(this, 'qatGridPenalty', [['rowsum', rowsum, 'N'], ['w', w, 'NK']], scales, N, K, group);
+    this.run('qat_grid_penalty', N, [rowsum * 4, w * 4, scales * 4, N, K, group], 6 * N * K);
+  }
+
+  qatGridPenaltyBackward(dw: Ptr, w: Ptr, scales: Ptr, dout: Ptr, coef: number, N: number, K: number, group: number): void {
+    qatcheck.checkQatGrid(this, 'qatGridPenaltyBackward', [['dw', dw, 'NK'], ['w', w, 'NK'], ['dout', dout, '1']], scales, N, K, group);
+    this.run('qat_grid_penalty_backward', N, [dw * 4, w * 4, scales * 4, dout * 4, coef, N, K, group], 6 * N * K);
+  }
+
+  qatClampWeights(w: Ptr, scales: Ptr, N: number, K: number, group: number, bound: number): void {
+    qatcheck.checkQatGrid(this, 'qatClampWeights', [['w', w, 'NK']], scales, N, K, group);
+    this.run('qat_clamp_weights', N, [w * 4, scales * 4, N, K, group, bound], 4 * N * K);
   }
 }
 
