@@ -1,0 +1,245 @@
+/**
+ * The machinery under the `wasm` backend: the kernel module's instance on one
+ * `WebAssembly.Memory`, memory growth and views, and `run`, the one place a kernel call is split
+ * over rows and, with a thread pool, over threads. `WasmBackend` (index.ts) adds the kernels.
+ */
+import { BackendError, type Floats, type Ptr } from '../backend.js';
+import * as check from '../checks.js';
+import { kernelsMtWasmBytes, kernelsWasmBytes } from '../../runtime/wasm-bytes.js';
+import { ThreadPool, POOL_CONTROL_BYTES } from '../../runtime/pool.js';
+import { KERNEL_NAMES, kernelExports, kernelImports, type KernelExports, type KernelName } from './kernels.js';
+
+/** Options for {@link createWasmBackend}. */
+export interface WasmBackendOptions {
+  /** Elements addressable from the start (default 65536); `reserve` grows memory. */
+  initialCapacity?: number;
+  /**
+   * Internal, for tests: run every kernel as this many consecutive calls over parts of its
+   * range (default 1), to check that results do not depend on how a thread pool splits work.
+   */
+  splits?: number;
+  /**
+   * Threads that run the kernels (default 1): the calling thread plus `threads - 1` workers on
+   * one shared memory. Results are bit-identical for every count. Needs `SharedArrayBuffer`
+   * (a cross-origin-isolated page in a browser); without it the backend runs single-threaded
+   * and warns once.
+   */
+  threads?: number;
+  /** Largest memory a threaded backend may grow to, in bytes (default 2 GiB; shared memories reserve it up front). */
+  maxSharedBytes?: number;
+}
+
+const PAGE_BYTES = 65536;
+const MAX_PAGES = 65536; // wasm32: 4 GiB
+/** f64 partial sums that fit in the scratch area; longer reductions run in several passes. */
+const SCRATCH_CHUNKS = 1024;
+/** Scalar operations below which a kernel runs on the calling thread alone (waking workers costs ~10 us). */
+const MIN_PARALLEL_WORK = 1 << 15;
+/** Thread shares start at multiples of this many rows (SIMD width, GEMM register blocks). */
+const SPLIT_ALIGN = 8;
+const KERNEL_IDS = new Map<string, number>(KERNEL_NAMES.map((name, i) => [name, i]));
+
+/** A compiled kernel module instantiated on its memory (shared when `threads > 1`). */
+export interface LoadedKernels {
+  module: WebAssembly.Module;
+  instance: WebAssembly.Instance;
+  memory: WebAssembly.Memory;
+}
+
+/** Compile and instantiate the single-threaded build synchronously (not on a browser's main thread). */
+export function loadKernelsSync(): LoadedKernels {
+  const module = new WebAssembly.Module(kernelsWasmBytes() as BufferSource);
+  const memory = new WebAssembly.Memory({ initial: 1, maximum: MAX_PAGES });
+  return { module, instance: new WebAssembly.Instance(module, kernelImports(module, memory)), memory };
+}
+
+/** Compile and instantiate the single-threaded build, or with `shared` the shared-memory build. */
+export async function loadKernels(shared: boolean, maxSharedBytes = 2 ** 31): Promise<LoadedKernels> {
+  const bytes = shared ? kernelsMtWasmBytes() : kernelsWasmBytes();
+  if (!bytes) throw new BackendError('wasm backend: threads > 1 needs build/kernels-mt.wasm (run npm run build:wasm)');
+  const module = await WebAssembly.compile(bytes as BufferSource);
+  const memory = shared
+    ? new WebAssembly.Memory({ initial: 1, maximum: Math.min(MAX_PAGES, Math.ceil(maxSharedBytes / PAGE_BYTES)), shared: true })
+    : new WebAssembly.Memory({ initial: 1, maximum: MAX_PAGES });
+  const instance = await WebAssembly.instantiate(module, kernelImports(module, memory));
+  return { module, instance, memory };
+}
+
+/** Memory, views and dispatch of the wasm backend; the kernels are methods of `WasmBackend`. */
+export abstract class WasmKernelHost {
+  readonly name = 'wasm';
+  readonly dtype = 'f32' as const;
+  readonly base: Ptr;
+  protected f32: Float32Array;
+  protected partials: Float64Array;
+  protected readonly k: KernelExports;
+  protected readonly scratchByte: number;
+  private readonly splits: number;
+  private pool: ThreadPool | null = null;
+  private ranges: Int32Array;
+  /** Byte offset of the thread pool's control block (inside the reserved `[0, base)`). */
+  readonly controlByte: number;
+  /** True once `dispose()` ran; every method then throws. */
+  disposed = false;
+
+  protected constructor(
+    /** The compiled kernel module (a thread pool instantiates it in each worker). */
+    readonly module: WebAssembly.Module,
+    instance: WebAssembly.Instance,
+    /** The memory every kernel addresses. */
+    readonly memory: WebAssembly.Memory,
+    opts: WasmBackendOptions,
+  ) {
+    this.k = kernelExports(instance);
+    this.splits = Math.max(1, Math.floor(opts.splits ?? 1));
+    // [0, heap_base) is the module's static data; then the reduction scratch; then user memory
+    this.scratchByte = Math.ceil(this.k.heapBase / 64) * 64;
+    this.controlByte = this.scratchByte + SCRATCH_CHUNKS * 8;
+    this.base = Math.ceil((this.controlByte + POOL_CONTROL_BYTES) / 64) * 16;
+    this.ranges = new Int32Array(2);
+    this.f32 = new Float32Array(memory.buffer);
+    this.partials = new Float64Array(memory.buffer, this.scratchByte, SCRATCH_CHUNKS);
+    this.reserve(Math.max(this.base + 16, opts.initialCapacity ?? 65536));
+  }
+
+  /** Start `threads - 1` workers over this backend's shared memory. */
+  protected async startPool(threads: number): Promise<void> {
+    this.pool = await ThreadPool.create({ threads, module: this.module, memory: this.memory, control: this.controlByte, kernels: [...KERNEL_NAMES] });
+  }
+
+  /** Threads this backend runs kernels on (1 without a pool). */
+  get threads(): number {
+    return this.pool?.threads ?? 1;
+  }
+
+  get capacity(): number {
+    return this.f32.length;
+  }
+
+  // ---- dispatch ---------------------------------------------------------------
+
+  /**
+   * Run `kernel(...args, r0, r1)` over rows `[0, rows)`: the one place work is split. With a
+   * thread pool, rows go to threads in contiguous shares when the kernel does at least
+   * `MIN_PARALLEL_WORK` scalar operations (`work`); the kernels give the same bits for any split.
+   */
+  protected run(kernel: KernelName, rows: number, args: number[], work = rows, perThread?: { index: number; stride: number }): void {
+    const fn = this.k.kernels[kernel];
+    if (this.pool && rows > 1 && work >= MIN_PARALLEL_WORK) {
+      this.runThreaded(kernel, fn, rows, args, perThread);
+      return;
+    }
+    const parts = Math.min(this.splits, rows);
+    if (parts <= 1) {
+      fn(...args, 0, rows);
+      return;
+    }
+    for (let s = 0; s < parts; s++) {
+      const r0 = Math.floor((rows * s) / parts);
+      const r1 = Math.floor((rows * (s + 1)) / parts);
+      if (r0 < r1) fn(...args, r0, r1);
+    }
+  }
+
+  /** `perThread`: thread i adds `i * stride` to `args[index]` (a per-thread scratch pointer, in bytes). */
+  private runThreaded(kernel: KernelName, fn: (...args: number[]) => void, rows: number, args: number[], perThread?: { index: number; stride: number }): void {
+    const pool = this.pool!;
+    const threads = Math.min(pool.threads, rows);
+    if (this.ranges.length < 2 * pool.threads) this.ranges = new Int32Array(2 * pool.threads);
+    const ranges = this.ranges;
+    ranges.fill(0);
+    let r0 = 0;
+    for (let t = 0; t < threads; t++) {
+      let r1 = t === threads - 1 ? rows : Math.round((rows * (t + 1)) / threads);
+      if (r1 < rows && rows >= SPLIT_ALIGN * threads) r1 = Math.min(rows, Math.round(r1 / SPLIT_ALIGN) * SPLIT_ALIGN);
+      ranges[2 * t] = r0;
+      ranges[2 * t + 1] = Math.max(r0, r1);
+      r0 = Math.max(r0, r1);
+    }
+    pool.run(KERNEL_IDS.get(kernel)!, args, ranges, (a, b) => fn(...args, a, b), perThread);
+  }
+
+  // ---- memory -------------------------------------------------------------
+
+  reserve(n: number): void {
+    check.checkAlive(this, 'reserve');
+    check.checkDim(this, 'reserve', 'n', n, true);
+    if (n <= this.f32.length) return;
+    const pages = this.memory.buffer.byteLength / PAGE_BYTES;
+    const needed = Math.ceil((n * 4) / PAGE_BYTES);
+    if (needed > MAX_PAGES) throw new BackendError(`wasm backend reserve: ${n} f32 elements need ${n * 4} bytes, more than the 4 GiB a wasm32 memory can hold`);
+    // grow by at least half again, so a sequence of small reserves costs amortised O(n)
+    const target = Math.min(MAX_PAGES, Math.max(needed, Math.ceil(pages * 1.5)));
+    try {
+      this.memory.grow(target - pages);
+    } catch {
+      try {
+        this.memory.grow(needed - pages);
+      } catch (e) {
+        throw new BackendError(`wasm backend reserve: cannot grow memory to ${needed * PAGE_BYTES} bytes (${(e as Error).message})`);
+      }
+    }
+    this.f32 = new Float32Array(this.memory.buffer);
+    this.partials = new Float64Array(this.memory.buffer, this.scratchByte, SCRATCH_CHUNKS);
+  }
+
+  readSync(p: Ptr, n: number): Floats {
+    check.checkSpan(this, 'readSync', 'p', p, n, '(n)');
+    return this.f32.slice(p, p + n);
+  }
+
+  read(p: Ptr, n: number): Promise<Floats> {
+    try {
+      return Promise.resolve(this.readSync(p, n));
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  write(p: Ptr, data: ArrayLike<number>): void {
+    check.checkSpan(this, 'write', 'p', p, data.length, '(data.length)');
+    this.f32.set(data, p);
+  }
+
+  writeIndices(p: Ptr, data: Int32Array): void {
+    check.checkSpan(this, 'writeIndices', 'p', p, data.length, '(data.length)');
+    check.checkIndicesToWrite(this, data, true);
+    this.f32.set(data, p);
+  }
+
+  readIndices(p: Ptr, n: number): Int32Array {
+    check.checkSpan(this, 'readIndices', 'p', p, n, '(n)');
+    return Int32Array.from(this.f32.subarray(p, p + n));
+  }
+
+  fill(p: Ptr, n: number, value: number): void {
+    check.checkSpan(this, 'fill', 'p', p, n, '(n)');
+    this.f32.fill(value, p, p + n);
+  }
+
+  copy(dst: Ptr, src: Ptr, n: number): void {
+    check.checkSpan(this, 'copy', 'src', src, n, '(n)');
+    check.checkSpan(this, 'copy', 'dst', dst, n, '(n)');
+    this.f32.copyWithin(dst, src, src + n);
+  }
+
+  dispose(): void {
+    this.pool?.dispose();
+    this.pool = null;
+    this.disposed = true;
+    this.f32 = new Float32Array(0);
+  }
+
+  /** Chunk partial sums (f64) in the scratch area, added in chunk order here: the same total for any split. */
+  protected reduce(chunks: 'sum_chunks' | 'sum_squares_chunks', out: Ptr, x: Ptr, n: number): void {
+    const chunk = this.k.sumChunk;
+    let total = 0;
+    for (let start = 0; start < n; start += SCRATCH_CHUNKS * chunk) {
+      const len = Math.min(n - start, SCRATCH_CHUNKS * chunk);
+      const count = Math.ceil(len / chunk);
+      this.run(chunks, count, [this.scratchByte, (x + start) * 4, len], len);
+      for (let c = 0; c < count; c++) total += this.partials[c];
+    }
+    this.f32[out] = total;
+  }
+}
