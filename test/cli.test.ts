@@ -206,3 +206,14 @@ describe('progress output', () => {
     expect([formatDuration(59.4), formatDuration(95), formatDuration(4000)]).toEqual(['59s', '1m35s', '1h06m']);
   });
 });
+
+describe('bitnet-train --help', () => {
+  it('lists every command, the QAT ones included', () => {
+    const r = cli(['--help']);
+    expect(r.status).toBe(0);
+    for (const command of ['train [options]', 'sample --ckpt DIR', 'convert --from DIR', 'distill --teacher DIR', 'calibrate --ckpt DIR', 'analyze --ckpt DIR']) {
+      expect(r.stdout).toContain(`  bitnet-train ${command}`);
+    }
+    expect(cli(['analyse']).stderr).toMatch(/unknown command 'analyse' \(did you mean 'analyze'\?\); commands: train, sample, convert, distill, calibrate, analyze/);
+  });
+});

@@ -2,6 +2,7 @@
 // checkpoint retention, gradient accumulation, evaluation and sampling.
 import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
+import { scale } from '../src/autograd/ops/elementwise.js';
 import type { Backend } from '../src/backend/backend.js';
 import { createBackend } from '../src/backend/index.js';
 import { TextDataset } from '../src/data/dataset.js';
@@ -14,7 +15,7 @@ import { MemoryFileSystem } from '../src/runtime/fs.js';
 import { Heap } from '../src/tensor/heap.js';
 import type { Tensor } from '../src/tensor/tensor.js';
 import { generate } from '../src/train/generate.js';
-import { type StepInfo, Trainer, type TrainerOptions, TrainingError } from '../src/train/trainer.js';
+import { type StepExtension, type StepInfo, Trainer, type TrainerOptions, TrainingError } from '../src/train/trainer.js';
 import { Rng } from '../src/util/rng.js';
 
 const TEXT = readFileSync(new URL('../examples/data/tinyshakespeare.txt', import.meta.url), 'utf8').slice(0, 20000);
@@ -237,5 +238,38 @@ describe('generate', () => {
       seq.push(id);
     }
     expect(() => g(1, -1)).toThrow(/topK must be a non-negative integer, got -1/);
+  });
+});
+
+describe('StepExtension', () => {
+  it('wraps every step in beforeStep / loss / afterUpdate / afterStep, calls beforeEval before evaluations, and saves and restores its state', async () => {
+    const calls: string[] = [];
+    let model: GPT | undefined;
+    let restored: unknown;
+    const extension: StepExtension = {
+      beforeStep: async (s) => { calls.push(`before ${s}`); },
+      loss: (tokens, targets, s) => {
+        calls.push(`loss ${s}`);
+        return scale(model!.forward(tokens, targets).loss!, 2);
+      },
+      afterUpdate: (s) => { calls.push(`update ${s}`); },
+      afterStep: async (done) => { calls.push(`after ${done}`); },
+      beforeEval: (done) => { calls.push(`eval ${done}`); },
+      state: () => ({ marker: 42 }),
+      restore: (state) => { restored = state; },
+    };
+    const fs = new MemoryFileSystem();
+    const plain = await setup({ iters: 2, gradAccum: 2 });
+    await plain.trainer.train({ untilStep: 1 });
+    const s = await setup({ iters: 2, gradAccum: 2, evalEvery: 2, saveEvery: 2, fs, extension });
+    model = s.model;
+    await s.trainer.train();
+    expect(calls).toEqual(['before 0', 'loss 0', 'loss 0', 'update 0', 'after 1', 'before 1', 'loss 1', 'loss 1', 'update 1', 'after 2', 'eval 2']);
+    expect(s.losses[0]).toBe(2 * plain.losses[0]!); // the extension's loss is the one trained and reported
+    const ckpt = await loadCheckpoint(fs, 'run/ckpt-2');
+    expect((ckpt.trainer.extra as { extension?: unknown }).extension).toEqual({ marker: 42 });
+    const again = await setup({ iters: 4, fs, extension });
+    again.trainer.restore(ckpt);
+    expect(restored).toEqual({ marker: 42 });
   });
 });

@@ -9,6 +9,7 @@
 import {
   DEFAULT_RUN_CONFIG, OPTION_SPECS, type OptionSpec, type RunConfig, closest, describeType, isValidValue, kebabCase,
 } from '../train/config.js';
+import { QAT_OPTION_SPECS } from '../train/qat-config.js';
 
 /** Bad command-line input: the CLI prints the message and exits with status 2. */
 export class UsageError extends Error {
@@ -16,12 +17,12 @@ export class UsageError extends Error {
 }
 
 /** A flag of a command: its config key (or a command-only name) and value type. */
-interface FlagSpec {
+export interface FlagSpec {
   name: string;
   spec: OptionSpec;
 }
 
-const TRAIN_FLAGS: FlagSpec[] = OPTION_SPECS.filter((s) => s.flag).map((spec) => ({ name: `--${kebabCase(spec.key)}`, spec }));
+export const TRAIN_FLAGS: FlagSpec[] = OPTION_SPECS.filter((s) => s.flag).map((spec) => ({ name: `--${kebabCase(spec.key)}`, spec }));
 
 /** Options of `sample` that are not run-config keys. */
 export interface SampleArgs {
@@ -36,7 +37,8 @@ export interface SampleArgs {
 
 const SAMPLE_DEFAULTS: Omit<SampleArgs, 'ckpt'> = { prompt: '', tokens: 500, temperature: 0.8, topK: 0, seed: 1337, backend: 'wasm' };
 
-const sampleSpec = (key: string, type: OptionSpec['type'], help: string, values?: readonly string[]): FlagSpec => ({
+/** A command-only flag (`--kebab-key`), or an alias of a run-config key with `name`. */
+export const sampleSpec = (key: string, type: OptionSpec['type'], help: string, values?: readonly string[]): FlagSpec => ({
   name: `--${kebabCase(key)}`,
   spec: { key: key as keyof RunConfig, type, help, flag: true, ...(values ? { values } : {}) },
 });
@@ -54,11 +56,11 @@ const SAMPLE_FLAGS: FlagSpec[] = [
 const NUMBER = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
 
 /** Convert one flag's text to its typed value, or throw the flag's UsageError. */
-export function parseFlagValue(flag: string, spec: OptionSpec, raw: string): string | number | boolean {
+export function parseFlagValue(flag: string, spec: OptionSpec, raw: string): string | number | boolean | string[] {
   const fail = (): never => {
     throw new UsageError(`${flag}: expected ${describeType(spec)}, got '${raw}'`);
   };
-  let v: string | number | boolean;
+  let v: string | number | boolean | string[];
   switch (spec.type) {
     case 'string':
     case 'enum':
@@ -68,6 +70,11 @@ export function parseFlagValue(flag: string, spec: OptionSpec, raw: string): str
       if (raw !== 'true' && raw !== 'false') fail();
       v = raw === 'true';
       break;
+    case 'list': {
+      const names = raw.split(',').map((x) => x.trim()).filter((x) => x.length > 0);
+      v = names;
+      break;
+    }
     default:
       if (!NUMBER.test(raw.trim())) fail();
       v = Number(raw);
@@ -77,14 +84,15 @@ export function parseFlagValue(flag: string, spec: OptionSpec, raw: string): str
 }
 
 /** What `parseArgs` found. */
-interface Parsed {
-  values: Record<string, string | number | boolean>;
+export interface Parsed {
+  values: Record<string, string | number | boolean | string[]>;
   help: boolean;
 }
 
-function parseFlags(command: string, argv: readonly string[], flags: readonly FlagSpec[]): Parsed {
+/** Parse `argv` against `flags` (`--name value`, `--name=value`, bare booleans, `--help`). */
+export function parseFlags(command: string, argv: readonly string[], flags: readonly FlagSpec[]): Parsed {
   const byName = new Map(flags.map((f) => [f.name, f]));
-  const values: Record<string, string | number | boolean> = {};
+  const values: Record<string, string | number | boolean | string[]> = {};
   let help = false;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
@@ -131,15 +139,16 @@ export function parseSampleArgs(argv: readonly string[]): { args: SampleArgs; he
   return { args: { ...SAMPLE_DEFAULTS, ...values } as SampleArgs, help };
 }
 
-const VALUE_NAME: Record<string, string> = { data: 'PATH', out: 'DIR', logFile: 'PATH', resume: 'DIR', ckpt: 'DIR' };
+const VALUE_NAME: Record<string, string> = { data: 'PATH', out: 'DIR', logFile: 'PATH', resume: 'DIR', ckpt: 'DIR', from: 'DIR', teacher: 'DIR', json: 'PATH', steByLayer: 'LAYER=STE,...' };
 
-function flagLines(flags: readonly FlagSpec[], defaults: Record<string, unknown>): string {
+/** Help lines of `flags`, with their defaults. */
+export function flagLines(flags: readonly FlagSpec[], defaults: Record<string, unknown>): string {
   const width = 24;
   return flags.map((f) => {
     const t = f.spec.type;
-    const hint = t === 'bool' ? '' : t === 'enum' ? ` ${f.spec.values!.join('|')}` : ` ${VALUE_NAME[f.spec.key] ?? (/Int$/.test(t) ? 'N' : t === 'string' ? 'TEXT' : 'X')}`;
+    const hint = t === 'bool' ? '' : t === 'enum' ? ` ${f.spec.values!.join('|')}` : t === 'list' ? ` ${VALUE_NAME[f.spec.key] ?? 'NAME,...'}` : ` ${VALUE_NAME[f.spec.key] ?? (/Int$/.test(t) ? 'N' : t === 'string' ? 'TEXT' : 'X')}`;
     const d = defaults[f.spec.key];
-    const def = d === undefined || d === null || d === false || d === '' ? '' : ` (default ${String(d)})`;
+    const def = d === undefined || d === null || d === false || d === '' || (Array.isArray(d) && d.length === 0) ? '' : ` (default ${String(d)})`;
     const left = `  ${f.name}${hint}`;
     const right = `${f.spec.help}${def}`;
     return left.length < width - 1 ? left.padEnd(width) + right : `${left}\n${' '.repeat(width)}${right}`;
@@ -147,7 +156,7 @@ function flagLines(flags: readonly FlagSpec[], defaults: Record<string, unknown>
 }
 
 /** Break `text` at spaces into lines of at most `width` columns, each indented by `indent`. */
-function wrap(text: string, indent: number, width: number): string {
+export function wrap(text: string, indent: number, width: number): string {
   const lines: string[] = [];
   let line = '';
   for (const word of text.split(' ')) {
@@ -166,12 +175,17 @@ export const MAIN_HELP = `bitnet-train — train BitNet b1.58 (ternary) transfor
 Usage:
   bitnet-train train [options]            train a model (defaults: the bundled tinyshakespeare corpus)
   bitnet-train sample --ckpt DIR [opts]   generate text from a checkpoint
+  bitnet-train convert --from DIR [opts]  fine-tune a full-precision checkpoint into a ternary one
+  bitnet-train distill --teacher DIR [..] train a ternary student on a teacher's logits
+  bitnet-train calibrate --ckpt DIR       static activation scales for a checkpoint
+  bitnet-train analyze --ckpt DIR         per-layer quantisation sensitivity (ranked table + JSON)
   bitnet-train <command> --help           the options of a command
 
 Examples:
   bitnet-train train --iters 2000 --eval-iters 100 --out runs/shakespeare
   bitnet-train train --resume runs/shakespeare --iters 4000
   bitnet-train sample --ckpt runs/shakespeare/best --prompt "ROMEO:" --tokens 300
+  bitnet-train train --fp --iters 2000 --out runs/fp && bitnet-train convert --from runs/fp --iters 600 --teacher-from-source
 `;
 
 /** `bitnet-train train --help`. */
@@ -185,10 +199,15 @@ and prints a sample at the end. Flags override --config, which overrides the def
 Options:
   --config PATH         JSON object of options: the flags in camelCase ("evalEvery": 100), and
 ${wrap(OPTION_SPECS.filter((s) => !s.flag).map((s) => s.key).join(', '), 24, 96)}
-${flagLines(TRAIN_FLAGS, DEFAULT_RUN_CONFIG as unknown as Record<string, unknown>)}
+${flagLines(TRAIN_FLAGS.filter((f) => !QAT_KEYS.has(f.spec.key)), DEFAULT_RUN_CONFIG as unknown as Record<string, unknown>)}
   --help                this text
+
+Quantisation-aware training (BitLinear models; see README "Quantization-aware training"):
+${flagLines(TRAIN_FLAGS.filter((f) => QAT_KEYS.has(f.spec.key)), DEFAULT_RUN_CONFIG as unknown as Record<string, unknown>)}
 `;
 }
+
+const QAT_KEYS = new Set<string>(QAT_OPTION_SPECS.map((s) => s.key));
 
 /** `bitnet-train sample --help`. */
 export function sampleHelp(): string {

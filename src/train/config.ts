@@ -9,9 +9,10 @@
  */
 import { SCHEDULE_KINDS, type ScheduleKind } from '../optim/schedule.js';
 import { validateThreads } from '../runtime/threads.js';
+import { DEFAULT_QAT_CONFIG, QAT_OPTION_SPECS, type QatRunConfig, checkQatConfig } from './qat-config.js';
 
-/** One training run. Every field has a default (see `DEFAULT_RUN_CONFIG`). */
-export interface RunConfig {
+/** One training run. Every field has a default (see `DEFAULT_RUN_CONFIG`); the QAT keys are in `QatRunConfig`. */
+export interface RunConfig extends QatRunConfig {
   /** Path of a UTF-8 text corpus. */
   data: string;
   tokenizer: 'char' | 'byte';
@@ -88,7 +89,7 @@ export interface RunConfig {
 }
 
 /** Value kinds of `OPTION_SPECS`. */
-export type OptionType = 'posInt' | 'nonNegInt' | 'posNum' | 'nonNegNum' | 'fraction' | 'unitOpen' | 'enum' | 'string' | 'bool';
+export type OptionType = 'posInt' | 'nonNegInt' | 'posNum' | 'nonNegNum' | 'fraction' | 'unitOpen' | 'enum' | 'string' | 'bool' | 'list';
 
 /** One key of `RunConfig`: its type, help text, and whether it is a `train` flag or config-file only. */
 export interface OptionSpec {
@@ -151,6 +152,7 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
   { key: 'prompt', type: 'string', flag: false, help: 'start of the final sample' },
   { key: 'temperature', type: 'posNum', flag: false, help: 'sampling temperature' },
   { key: 'topK', type: 'nonNegInt', flag: false, help: 'sample among the k most likely tokens (0: all)' },
+  ...QAT_OPTION_SPECS,
 ];
 
 /** The defaults, which `npm start` trains: the bundled corpus, a 4-layer BitNet, a few minutes on 2 cores. */
@@ -202,6 +204,7 @@ export const DEFAULT_RUN_CONFIG: Readonly<RunConfig> = Object.freeze({
   prompt: '',
   temperature: 0.8,
   topK: 0,
+  ...DEFAULT_QAT_CONFIG,
 } satisfies RunConfig);
 
 /** `evalEvery` → `eval-every`. */
@@ -233,6 +236,7 @@ export function describeType(spec: OptionSpec): string {
     case 'enum': return `one of ${spec.values!.join(', ')}`;
     case 'string': return 'a non-empty string';
     case 'bool': return 'true or false';
+    case 'list': return 'a comma-separated list of names (a JSON array of strings in a config file)';
   }
 }
 
@@ -249,6 +253,7 @@ export function isValidValue(spec: OptionSpec, v: unknown): boolean {
     case 'enum': return typeof v === 'string' && spec.values!.includes(v);
     case 'string': return typeof v === 'string' && (v.length > 0 || spec.key === 'prompt');
     case 'bool': return typeof v === 'boolean';
+    case 'list': return Array.isArray(v) && v.every((x) => typeof x === 'string' && x.length > 0);
   }
 }
 
@@ -323,6 +328,7 @@ export function resolveRunConfig(...layers: Partial<RunConfig>[]): RunConfig {
   if (cfg.minLr > cfg.lr) throw new Error(`config: minLr ${cfg.minLr} must not exceed lr ${cfg.lr}`);
   if (cfg.threads !== null) validateThreads(cfg.threads, '--threads');
   if (cfg.warmup > cfg.iters) throw new Error(`config: warmup ${cfg.warmup} must not exceed iters ${cfg.iters}`);
+  checkQatConfig(cfg);
   return cfg;
 }
 

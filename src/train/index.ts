@@ -6,3 +6,8 @@ export * from './generate.js';
 export * from './log.js';
 export * from './trainer.js';
 export * from './run.js';
+export * from './qat-config.js';
+export type { StepExtension } from './extension.js';
+export { QatTraining, controllerOptions, defaultNoiseSeed, type QatEvents } from './qat.js';
+export { describeQat, formatQuantSummary } from './qat-describe.js';
+export * from './qat-tools.js';

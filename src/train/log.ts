@@ -6,8 +6,17 @@
  *   {"event":"checkpoint","step":200,"path":"runs/x/ckpt-200"}
  *   {"event":"done","step":600,"val_loss":2.01,"train_seconds":95.2,"tokens_per_s":4980}
  *
+ * Quantisation-aware training adds (src/qat/README.md):
+ *
+ *   {"event":"quant_error","step":100,"layers":[{"name":"model.layers.0.self_attn.q_proj","precision":"ternary",
+ *     "weight_sqnr_db":9.1,"activation_sqnr_db":37.8,"ternary":{"neg":0.31,"zero":0.38,"pos":0.31},
+ *     "flip_rate":0.004,"scale":31.2}, ...]}                      every --error-every steps
+ *   {"event":"calibration","step":0,"method":"ema","batches":4,"layers":[{"name":"…qkv_proj","clip":4.2}, ...]}
+ *   {"event":"mixed_precision","precision":"fp","projections":["…down_proj"],"sensitivity":{…}}   once, at the start
+ *
  * A non-finite number is written as null (JSON has no NaN).
  */
+import type { ProjectionQuantStats, SensitivityReport } from '../qat/index.js';
 import type { FileSystem } from '../runtime/fs-types.js';
 import { dirname } from '../runtime/fs-types.js';
 
@@ -15,7 +24,13 @@ export interface StepEvent { event: 'step'; step: number; loss: number; lr: numb
 export interface EvalEvent { event: 'eval'; step: number; train_loss: number; val_loss: number }
 export interface CheckpointEvent { event: 'checkpoint'; step: number; path: string }
 export interface DoneEvent { event: 'done'; step: number; val_loss: number | null; train_seconds: number; tokens_per_s: number }
-export type RunEvent = StepEvent | EvalEvent | CheckpointEvent | DoneEvent;
+/** Error analysis: per projection SQNR of weights and activations, ternary fractions, flip rate, scale. */
+export interface QuantErrorEvent { event: 'quant_error'; step: number; layers: ProjectionQuantStats[] }
+/** Static activation clips measured (at the start, or an online refresh). */
+export interface CalibrationEvent { event: 'calibration'; step: number; method: string; batches: number; layers: { name: string; clip: number }[] }
+/** Projections kept in another precision by --auto-mixed-precision, with the sensitivity report that chose them. */
+export interface MixedPrecisionEvent { event: 'mixed_precision'; precision: 'fp' | 'int8'; projections: string[]; sensitivity: SensitivityReport }
+export type RunEvent = StepEvent | EvalEvent | CheckpointEvent | DoneEvent | QuantErrorEvent | CalibrationEvent | MixedPrecisionEvent;
 
 /** One event as its JSON line (with the trailing newline). */
 export function formatEvent(e: RunEvent): string {

@@ -29,8 +29,15 @@ import { Heap } from '../tensor/heap.js';
 import { Rng } from '../util/rng.js';
 import { type RunConfig, resolveRunConfig, validatePartialConfig } from './config.js';
 import { generate } from './generate.js';
-import { JsonLinesLog } from './log.js';
+import { type CalibrationEvent, JsonLinesLog, type MixedPrecisionEvent, type QuantErrorEvent } from './log.js';
 import { type ModelConfig, createModel, modelConfigFromRun, modelShapeDifferences } from './model.js';
+import { QatTraining } from './qat.js';
+import { qatConfigWarnings } from './qat-config.js';
+import { describeQat } from './qat-describe.js';
+import {
+  type SourceCheckpoint, buildTeacher, checkSourceShape, checkTeacherSource, chooseMixedPrecision, importSourceWeights, loadSourceCheckpoint,
+  resolveProjectionLists, shapeLayerOf, steByLayerEntries,
+} from './sources.js';
 import { importModelTensors } from './state.js';
 import { Trainer, type TrainResult, type TrainerCallbacks } from './trainer.js';
 
@@ -47,6 +54,12 @@ export interface RunStartInfo {
   logFile: string;
   /** The checkpoint resumed from. */
   resumedFrom?: string;
+  /** The checkpoint whose weights the run started from (`--from`). */
+  initialisedFrom?: string;
+  /** The distillation teacher's checkpoint. */
+  teacher?: string;
+  /** One line per active QAT feature (empty for plain training). */
+  qat: string[];
   startStep: number;
   trainTokens: number;
   valTokens: number;
@@ -59,6 +72,12 @@ export interface RunHooks extends TrainerCallbacks {
   onWarning?: (message: string) => void;
   /** Each decoded piece of the final sample, as it is generated. */
   onSampleText?: (text: string) => void;
+  /** An error-analysis report (`--error-every`). */
+  onQuantError?: (e: QuantErrorEvent) => void | Promise<void>;
+  /** Static activation clips measured (at the start, or an online refresh). */
+  onCalibration?: (e: CalibrationEvent) => void | Promise<void>;
+  /** The projections `--auto-mixed-precision` kept, once at the start. */
+  onMixedPrecision?: (e: MixedPrecisionEvent) => void | Promise<void>;
 }
 
 /** Where the run reads and writes (defaults: the host file system, the current time for `runs/<timestamp>`). */
@@ -76,7 +95,7 @@ export interface RunResult extends TrainResult {
 }
 
 /** Read a whole file, turning "no such file" and "is a directory" into messages that name `what`. */
-async function readInput(fs: FileSystem, path: string, what: string): Promise<Uint8Array> {
+export async function readInput(fs: FileSystem, path: string, what: string): Promise<Uint8Array> {
   try {
     return await fs.readFile(path);
   } catch (err) {
@@ -138,32 +157,60 @@ export async function runTraining(config: Partial<RunConfig> | Partial<RunConfig
     savedRun = saved.run ? validatePartialConfig(saved.run, `checkpoint ${ckpt.dir}/trainer.json config.run`) : {};
     savedModel = saved.model;
   }
-  const cfg = resolveRunConfig(savedRun, ...layers);
+  // --from (a fresh run only): its shape and corpus are the defaults; its weights the start
+  const fromArg = resumeArg ? null : layers.reduce<string | null>((r, l) => (l.from !== undefined ? l.from : r), null);
+  const from: SourceCheckpoint | undefined = fromArg ? await loadSourceCheckpoint(fs, fromArg, '--from') : undefined;
+  const cfg = resolveRunConfig(savedRun, from ? shapeLayerOf(from) : {}, ...layers);
+  const teacherSrc = cfg.teacher ? await loadSourceCheckpoint(fs, cfg.teacher, '--teacher') : undefined;
 
   // 2. data
   const bytes = await readInput(fs, cfg.data, 'data file');
-  const tokenizer = ckpt?.trainer.tokenizer ? tokenizerFromJSON(ckpt.trainer.tokenizer) : cfg.tokenizer;
+  const savedTokenizer = ckpt?.trainer.tokenizer ?? from?.ckpt.trainer.tokenizer;
+  const tokenizer = savedTokenizer ? tokenizerFromJSON(savedTokenizer) : cfg.tokenizer;
   const dataset = TextDataset.fromBytes(bytes, { tokenizer, valFraction: cfg.valFraction, source: cfg.data, contextLength: cfg.context });
 
-  // 3. model shape (checked against the checkpoint before any memory is touched)
+  // 3. model shape (checked against the checkpoints before any memory is touched)
   const modelCfg = modelConfigFromRun(cfg, dataset.tokenizer.vocabSize);
+  Object.assign(modelCfg, resolveProjectionLists(modelCfg));
+  if (modelCfg.bitlinear) {
+    cfg.keepFp = [...modelCfg.keepFp!];
+    cfg.keepInt8 = [...modelCfg.keepInt8!];
+    cfg.steByLayer = steByLayerEntries(modelCfg.steByLayer!);
+  }
+  if (from) checkSourceShape(from, modelCfg);
+  if (teacherSrc) checkTeacherSource(teacherSrc, modelCfg, dataset.tokenizer);
   if (ckpt && savedModel) {
     const diff = modelShapeDifferences(savedModel, modelCfg);
     if (diff.length > 0) throw new Error(`checkpoint ${ckpt.dir} is from a different model: ${diff.join('; ')}. Resume with the checkpoint's settings, or start a new run without --resume`);
   }
   const model = createModel(modelCfg);
+  for (const w of qatConfigWarnings(cfg, ckpt?.trainer.step ?? 0)) hooks.onWarning?.(w);
 
   let backend: Backend | undefined;
   try {
     backend = await createBackend(cfg.backend, { threads: cfg.threads ?? (await defaultThreads()) });
     const heap = new Heap(backend);
     model.materialize(heap, new Rng(cfg.seed));
+    if (from) importSourceWeights(model, from);
+    const teacher = teacherSrc ? buildTeacher(heap, teacherSrc) : null;
     const optimizer = cfg.optimizer === 'sgd'
       ? new SGD(model.params, { lr: cfg.lr, momentum: cfg.momentum, weightDecay: cfg.weightDecay, clipNorm: cfg.clip })
       : new AdamW(model.params, { lr: cfg.lr, betas: [cfg.beta1, cfg.beta2], weightDecay: cfg.weightDecay, clipNorm: cfg.clip });
     const outDir = cfg.out ?? (ckpt ? dirname(ckpt.dir) : await defaultOutDir(fs, (env.now ?? (() => new Date()))()));
     const logFile = cfg.logFile ?? joinPath(outDir, 'log.jsonl');
     const log = new JsonLinesLog(fs, logFile);
+    const qat = new QatTraining(model, cfg, dataset, teacher, {
+      onQuantError: async (e) => {
+        await log.write(e);
+        await hooks.onQuantError?.(e);
+      },
+      onCalibration: async (e) => {
+        await log.write(e);
+        await hooks.onCalibration?.(e);
+      },
+    });
+    // what checkpoints record; --auto-mixed-precision below adds its picks before the first save
+    const record = { run: persistentConfig(cfg), model: { ...modelCfg } };
     const trainer = new Trainer({
       model,
       dataset,
@@ -182,7 +229,8 @@ export async function runTraining(config: Partial<RunConfig> | Partial<RunConfig
         checkpoints: { fs, dir: outDir, keep: cfg.keep },
         patience: cfg.patience,
         maxNanSteps: cfg.maxNanSteps,
-        config: { run: persistentConfig(cfg), model: { ...modelCfg } } as unknown as JsonObject,
+        config: record as unknown as JsonObject,
+        extension: qat,
         onStep: hooks.onStep,
         onLog: async (i) => {
           await log.write({ event: 'step', step: i.step, loss: i.loss, lr: i.lr, tokens_per_s: i.tokensPerSecond });
@@ -202,7 +250,25 @@ export async function runTraining(config: Partial<RunConfig> | Partial<RunConfig
     await hooks.onStart?.({
       config: cfg, model: modelCfg, parameters: model.params.count, backend: backend.name, threads: (backend as { threads?: number }).threads ?? 1, outDir, logFile,
       resumedFrom: ckpt?.dir, startStep: trainer.step, trainTokens: dataset.train.length, valTokens: dataset.val.length,
+      ...(from ? { initialisedFrom: from.ckpt.dir } : {}), ...(teacherSrc ? { teacher: teacherSrc.ckpt.dir } : {}), qat: describeQat(cfg, qat),
     });
+
+    if (!ckpt) {
+      // start-of-run QAT decisions (a resumed run has them in its checkpoint)
+      const mp = await chooseMixedPrecision(model, cfg, dataset);
+      if (mp) {
+        const key = cfg.autoMixedPrecisionAs === 'fp' ? 'keepFp' : 'keepInt8';
+        cfg[key] = [...cfg[key], ...mp.projections];
+        modelCfg[key] = [...cfg[key]];
+        record.run = persistentConfig(cfg);
+        record.model = { ...modelCfg };
+        const e: MixedPrecisionEvent = { event: 'mixed_precision', precision: cfg.autoMixedPrecisionAs, projections: mp.projections, sensitivity: mp.report };
+        await log.write(e);
+        await hooks.onMixedPrecision?.(e);
+      }
+      qat.beforeEval(0); // the QAT state of step 0: calibrate the clips on the activations step 0 sees
+      await qat.initialCalibration();
+    }
 
     const result = await trainer.train();
 

@@ -64,8 +64,12 @@ export function f32Values(tensors: ReadonlyMap<string, SafetensorsTensor>, sourc
   return out;
 }
 
-/** Load parameter values from checkpoint tensors; a different model shape is an error naming the tensor. */
-export function importModelTensors(params: ParameterSet, tensors: ReadonlyMap<string, SafetensorsTensor>, source: string): void {
+/**
+ * Load parameter values from checkpoint tensors; a different model shape is an error naming the
+ * tensor. `partial`: parameters the checkpoint lacks keep their values (QAT parameters a
+ * conversion adds: LSQ step sizes, static activation clips).
+ */
+export function importModelTensors(params: ParameterSet, tensors: ReadonlyMap<string, SafetensorsTensor>, source: string, options: { partial?: boolean } = {}): void {
   const values = f32Values(tensors, source);
   for (const name of values.keys()) {
     if (!params.has(name)) throw new Error(`${source}: tensor ${name} is not a parameter of this model; the checkpoint is from a different model`);
@@ -76,7 +80,7 @@ export function importModelTensors(params: ParameterSet, tensors: ReadonlyMap<st
     }
   }
   try {
-    params.importValues(values);
+    params.importValues(values, options);
   } catch (err) {
     throw new Error(`${source}: ${(err as Error).message}`);
   }

@@ -7,6 +7,10 @@
  *                   loss finite ? optimizer.step() (global-norm clip inside) : skip, count the streak
  *                   every logEvery: onLog;  every evalEvery: evaluate;  every saveEvery: checkpoint
  *
+ * An `extension` (QAT, distillation: ./extension.ts) wraps each step: `beforeStep` before it, its
+ * `loss` instead of the model's, `afterUpdate` after the update, `afterStep` after it (counted in
+ * the step's time), `beforeEval` before evaluations, and its `state()` in every checkpoint.
+ *
  * Reading values back: the loss of each micro-batch is read synchronously (one float) before the
  * update, because a NaN/Inf loss must stop the update from being applied; callbacks and file I/O
  * are awaited once per log, eval or save interval (DESIGN.md decision 8).
@@ -28,6 +32,7 @@ import type { ParameterSet } from '../tensor/parameters.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { Rng } from '../util/rng.js';
 import type { CheckpointInfo, EvalInfo, StepInfo, TrainerCallbacks } from './callbacks.js';
+import type { StepExtension } from './extension.js';
 import { modelConfigOf } from './model.js';
 import {
   type OptimizerMeta, type TrainerOptimizer, exportModelTensors, exportOptimizerTensors, importModelTensors, importOptimizerTensors,
@@ -42,6 +47,7 @@ export interface TrainableModel {
 }
 
 export type { CheckpointInfo, EvalInfo, LogInfo, StepInfo, TrainerCallbacks } from './callbacks.js';
+export type { StepExtension } from './extension.js';
 
 /** Options of a `Trainer`. Counts are in optimizer steps. */
 export interface TrainerOptions extends TrainerCallbacks {
@@ -75,6 +81,8 @@ export interface TrainerOptions extends TrainerCallbacks {
   maxNanSteps?: number;
   /** Stored as trainer.json `config` (the model config, run options). */
   config?: JsonObject;
+  /** Hooks that change the step (QAT, distillation; see `StepExtension`). */
+  extension?: StepExtension;
 }
 
 /** Why `train()` returned. */
@@ -166,8 +174,13 @@ export class Trainer {
     let intervalSeconds = 0;
     let intervalSteps = 0;
     let stopReason: StopReason = 'completed';
+    const ext = o.extension;
     while (this.step < end) {
+      const t0 = now();
+      await ext?.beforeStep?.(this.step);
       const info = this.trainStep();
+      await ext?.afterStep?.(this.step);
+      if (ext?.beforeStep || ext?.afterStep) info.seconds = (now() - t0) / 1000; // QAT work per step counts as step time
       stepSeconds += info.seconds;
       intervalSeconds += info.seconds;
       stepsDone++;
@@ -211,6 +224,7 @@ export class Trainer {
     const K = this.gradAccum;
     const { lr, weightDecay } = this.schedule(this.step);
     const opt = this.optimizer;
+    const ext = this.options.extension;
     opt.lr = lr;
     opt.weightDecay = weightDecay;
     opt.zeroGrad();
@@ -218,7 +232,9 @@ export class Trainer {
     for (let k = 0; k < K; k++) {
       const { inputs, targets } = this.dataset.sampleBatch('train', B, T, this.rng, this.batch);
       try {
-        const loss = this.forwardLoss(inputs, targets, B, T);
+        const loss = ext?.loss
+          ? ext.loss(this.heap.indices(inputs, [B, T]), this.heap.indices(targets, [B, T]), this.step)
+          : this.forwardLoss(inputs, targets, B, T);
         lossSum += loss.itemSync();
         (K > 1 ? scale(loss, 1 / K) : loss).backward();
       } finally {
@@ -230,6 +246,10 @@ export class Trainer {
     if (skipped) this.nanStreak++;
     else {
       opt.step();
+      if (ext?.afterUpdate) {
+        ext.afterUpdate(this.step);
+        this.heap.resetArena();
+      }
       this.nanStreak = 0;
     }
     this.step++;
@@ -239,6 +259,7 @@ export class Trainer {
   /** Mean train and val loss over the fixed evaluation batches, without recording gradients. */
   async evaluate(): Promise<{ trainLoss: number; valLoss: number }> {
     const { batchSize: B, contextLength: T } = this.options;
+    this.options.extension?.beforeEval?.(this.step);
     if (!this.evalBatches) {
       const rng = new Rng(this.seed + 7919); // its own stream: evaluating never moves the data Rng
       const n = this.options.evalIters ?? 20;
@@ -280,6 +301,7 @@ export class Trainer {
           bestValLoss: this.bestVal,
           evalsSinceBest: this.evalsSinceBest,
           seed: this.seed,
+          ...(this.options.extension?.state ? { extension: this.options.extension.state() } : {}),
         },
       },
     });
@@ -296,12 +318,13 @@ export class Trainer {
   restore(ckpt: LoadedCheckpoint): void {
     const source = `checkpoint ${ckpt.dir}`;
     const t = ckpt.trainer;
-    const extra = (t.extra ?? {}) as { optimizer?: OptimizerMeta; nanStreak?: number; bestValLoss?: number | null; evalsSinceBest?: number; seed?: number };
+    const extra = (t.extra ?? {}) as { optimizer?: OptimizerMeta; nanStreak?: number; bestValLoss?: number | null; evalsSinceBest?: number; seed?: number; extension?: JsonObject };
     if (!ckpt.optimizer || !extra.optimizer) throw new Error(`${source} has no optimizer state (a weights-only export); training cannot resume from it`);
     if (t.step > this.options.iters) throw new Error(`${source} is at step ${t.step}, past iters ${this.options.iters}; raise iters to continue`);
     if (extra.seed !== undefined && extra.seed !== this.seed) throw new Error(`${source} was trained with seed ${extra.seed}, this run has seed ${this.seed}; use the same seed to resume`);
     importModelTensors(this.model.params, ckpt.model, `${source}/model.safetensors`);
     importOptimizerTensors(this.optimizer, ckpt.optimizer, extra.optimizer, `${source}/optimizer.safetensors`);
+    this.options.extension?.restore?.(extra.extension, `${source}/trainer.json`);
     this.rng = Rng.fromState(t.rng);
     this.step = t.step;
     this.nanStreak = extra.nanStreak ?? 0;
