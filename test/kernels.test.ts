@@ -82,17 +82,18 @@ const rng = new Rng(2024);
 
 describe('elementwise kernels match the js reference (rtol 1e-6) for any split', () => {
   for (const n of [1, 3, 5, 17, 33, 1000]) {
-    it(`add, mul, scale, axpy, mulAccumulate with n = ${n}`, () => {
-      const t = new Trio({ a: n, b: n, add: n, mul: n, scale: n, axpy: n, macc: n });
+    it(`add, mul, fill, scale, axpy, mulAccumulate with n = ${n}`, () => {
+      const t = new Trio({ a: n, b: n, add: n, mul: n, fill: n, scale: n, axpy: n, macc: n });
       for (const name of ['a', 'b', 'axpy', 'macc']) t.random(name, rng);
       t.run((be, p) => {
         be.add(p.add, p.a, p.b, n);
         be.mul(p.mul, p.a, p.b, n);
+        be.fill(p.fill, n, Math.fround(-1.3));
         be.scale(p.scale, p.a, Math.fround(-0.75), n);
         be.axpy(p.axpy, Math.fround(0.3), p.a, n);
         be.mulAccumulate(p.macc, p.a, p.b, n);
       });
-      for (const name of ['add', 'mul', 'scale', 'axpy', 'macc']) t.check(name, 1e-6, 1e-7);
+      for (const name of ['add', 'mul', 'fill', 'scale', 'axpy', 'macc']) t.check(name, 1e-6, 1e-7);
     });
   }
 });

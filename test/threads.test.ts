@@ -76,7 +76,8 @@ describe('thread pool', () => {
     expect(() => pool.run(3 /* add_f32 */, [bytes + 1e8, bytes + 1e8, bytes + 1e8], Int32Array.of(0, 0, 0, 64), () => {})).toThrow(/worker 1 failed in kernel add_f32: .*out of bounds/i);
     // the pool still works afterwards
     const [p] = fillRandom(be, [70000], 1);
-    be.scale(p, p, 2, 70000);
+    be.fill(p, 70000, 0.5); // split across both threads
+    expect((be.readSync(p, 70000) as Float32Array).every((v) => v === 0.5)).toBe(true);
   });
 
   it('ends its workers on dispose() and refuses work afterwards', async () => {

@@ -10,7 +10,7 @@ export type Kernel = (...args: number[]) => void;
 /** Names of the exported kernels the backend dispatches (all end with a range). */
 export type KernelName =
   | 'gemm_nn' | 'gemm_nt' | 'gemm_tn'
-  | 'add_f32' | 'mul_f32' | 'scale_f32' | 'axpy_f32' | 'mul_accumulate_f32'
+  | 'add_f32' | 'mul_f32' | 'fill_f32' | 'scale_f32' | 'axpy_f32' | 'mul_accumulate_f32'
   | 'sum_chunks' | 'sum_squares_chunks' | 'add_bias' | 'bias_backward'
   | 'layernorm_forward' | 'layernorm_backward_dinp' | 'layernorm_backward_dparams'
   | 'rmsnorm_forward' | 'rmsnorm_backward_dinp' | 'rmsnorm_backward_dweight'
@@ -30,7 +30,7 @@ export type KernelName =
 
 export const KERNEL_NAMES: readonly KernelName[] = [
   'gemm_nn', 'gemm_nt', 'gemm_tn',
-  'add_f32', 'mul_f32', 'scale_f32', 'axpy_f32', 'mul_accumulate_f32',
+  'add_f32', 'mul_f32', 'fill_f32', 'scale_f32', 'axpy_f32', 'mul_accumulate_f32',
   'sum_chunks', 'sum_squares_chunks', 'add_bias', 'bias_backward',
   'layernorm_forward', 'layernorm_backward_dinp', 'layernorm_backward_dparams',
   'rmsnorm_forward', 'rmsnorm_backward_dinp', 'rmsnorm_backward_dweight',
