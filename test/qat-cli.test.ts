@@ -8,6 +8,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadCheckpoint } from '../src/io/checkpoint.js';
 import { MemoryFileSystem, getDefaultFileSystem } from '../src/runtime/fs.js';
+import { DEFAULT_RUN_CONFIG } from '../src/train/config.js';
+import { modelConfigFromRun, modelShapeDifferences } from '../src/train/model.js';
 import { runTraining } from '../src/train/run.js';
 
 const ROOT = new URL('..', import.meta.url).pathname;
@@ -263,6 +265,18 @@ describe('bitnet-train analyze', () => {
     const r = cli(['analyze', '--ckpt', 'fp', '--batches', '1', '--threads', '1']);
     expect(r.status).toBe(0);
     expect(r.stdout).toContain('a full-precision model, analysed as its BitLinear conversion');
+  });
+});
+
+describe('the BitLinear norm in a model config', () => {
+  it('is never recorded for a full-precision model, and never compared between two of them', () => {
+    const fp = modelConfigFromRun({ ...DEFAULT_RUN_CONFIG, fp: true, bitlinearNorm: true }, 65);
+    expect(fp.bitlinearNorm).toBe(false);
+    expect(modelConfigFromRun({ ...DEFAULT_RUN_CONFIG, bitlinearNorm: true }, 65).bitlinearNorm).toBe(true);
+    // an FP checkpoint written when the flag was recorded still resumes as an FP run
+    expect(modelShapeDifferences({ ...fp, bitlinearNorm: true }, fp)).toEqual([]);
+    const ternary = modelConfigFromRun({ ...DEFAULT_RUN_CONFIG, bitlinearNorm: true }, 65);
+    expect(modelShapeDifferences(ternary, { ...ternary, bitlinearNorm: false })).toEqual([expect.stringMatching(/bitlinearNorm true in the checkpoint, false requested \(--bitlinear-norm\)/)]);
   });
 });
 

@@ -11,7 +11,11 @@ import type { ProjectionPrecision } from './projection.js';
 import type { ForwardModel } from './calibrate.js';
 import { type QatModel, bitLinearLayers } from './controller.js';
 
-/** Mean loss of `model` over `batches` (no gradient; resets the arena after each batch). */
+/**
+ * Mean loss of `model` over `batches` (no gradient; resets the arena after each batch). The model
+ * runs as it stands: under a `QatController` mid-ramp that is the partly quantised model (λ < 1);
+ * call `qat.beginStep(rampEnd)` first to evaluate it fully ternary.
+ */
 export async function evaluateLoss(model: ForwardModel, batches: readonly TokenBatch[]): Promise<number> {
   if (batches.length === 0) throw new Error('evaluateLoss: no batches given; pass at least one batch');
   const heap = model.params.heap;

@@ -71,7 +71,7 @@ export function modelConfigFromRun(run: RunConfig, vocabSize: number): ModelConf
     mlp: run.mlp,
     pos: run.pos,
     bitlinear: !run.fp,
-    bitlinearNorm: run.bitlinearNorm,
+    bitlinearNorm: !run.fp && run.bitlinearNorm, // an FP model has no BitLinear norm to record
     bias: run.bias,
     tiedHead: run.tiedHead,
     initStd: run.initStd,
@@ -102,6 +102,7 @@ export function modelShapeDifferences(saved: Partial<ModelConfig>, requested: Mo
   for (const k of MODEL_SHAPE_KEYS) {
     const a = saved[k];
     if (a === undefined) continue;
+    if (k === 'bitlinearNorm' && !saved.bitlinear && !requested.bitlinear) continue; // no BitLinear layers: no norm in them
     if (a !== requested[k]) out.push(`${k} ${JSON.stringify(a)} in the checkpoint, ${JSON.stringify(requested[k])} requested (${FLAG_OF[k]})`);
   }
   if (saved.bitlinear && requested.bitlinear) {
@@ -172,7 +173,7 @@ export function modelConfigOf(resolved: object): ModelConfig {
     mlp: c.mlp ?? 'gelu',
     pos: c.pos ?? 'learned',
     bitlinear: c.bitlinear ?? false,
-    bitlinearNorm: (c as { bitlinearOptions?: { norm?: boolean } }).bitlinearOptions?.norm ?? true,
+    bitlinearNorm: (c.bitlinear ?? false) && ((c as { bitlinearOptions?: { norm?: boolean } }).bitlinearOptions?.norm ?? true),
     bias: c.bias ?? false,
     tiedHead: c.tiedHead ?? false,
     initStd: c.initStd ?? 0.02,

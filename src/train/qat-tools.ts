@@ -162,7 +162,7 @@ export interface AnalyzeResult {
 export async function analyzeCheckpoint(o: CheckpointToolOptions, env: RunEnvironment = {}): Promise<AnalyzeResult> {
   const n = positiveInt('analyze: --batches', o.batches, 4);
   let analyzer: QuantErrorAnalyzer | undefined;
-  const l = await loadForTool('analyze', o, env, (m) => (m.bitlinear ? m : { ...m, bitlinear: true, bitlinearNorm: m.bitlinearNorm ?? true }), (model) => {
+  const l = await loadForTool('analyze', o, env, (m) => (m.bitlinear ? m : { ...m, bitlinear: true, bitlinearNorm: false /* λ-free conversion: the FP model has no norm in front of its projections */ }), (model) => {
     analyzer = new QuantErrorAnalyzer(model, { every: 1 }); // static memory: before the first forward
   });
   try {
