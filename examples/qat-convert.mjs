@@ -3,7 +3,7 @@
 // same number of steps and compare their val loss:
 //
 //   direct        quantise at once (λ = 1 from step 0)
-//   progressive   λ warmup: weights and activations ramp linearly to fully quantised over half the steps
+//   progressive   λ warmup: weights and activations ramp linearly to fully quantised over the first quarter
 //   distill       progressive + knowledge distillation from the FP model (α = 0.5, T = 2)
 //
 //   npm run build && node examples/qat-convert.mjs [fpSteps=800] [convertSteps=300]
@@ -38,10 +38,11 @@ console.log(`FP model: val loss ${(await evaluateLoss(fp, val)).toFixed(4)} afte
 
 // 2. ternary copies of it, fine-tuned for `steps` steps each
 async function convert(kind) {
-  const model = new GPT({ ...shape, bitlinear: true }).materialize(heap, new Rng(1337));
+  // without BitLinear's built-in RMSNorm, so that at λ = 0 the ternary model computes the FP model
+  const model = new GPT({ ...shape, bitlinear: true, bitlinearOptions: { norm: false } }).materialize(heap, new Rng(1337));
   model.params.importValues(fpValues); // same parameter names: an FP checkpoint loads as is
   const opt = new AdamW(model.params, { lr: 5e-4, betas: [0.9, 0.99], weightDecay: 0.05, clipNorm: 1 });
-  const qat = kind === 'direct' ? null : new QatController(model, { weights: { steps: steps / 2 }, activations: { steps: steps / 2 } });
+  const qat = kind === 'direct' ? null : new QatController(model, { weights: { steps: steps / 4 }, activations: { steps: steps / 4 } });
   const before = await evaluateLoss(model, val);
   rng = new Rng(2); // the same batches for every arm
   for (let s = 0; s < steps; s++) {
@@ -70,7 +71,9 @@ const student = await convert('distill');
 // 3. which projections suffer most from ternary weights, and one error-analysis report
 const report = await sensitivityAnalysis(student, val.slice(0, 4));
 console.log(formatSensitivityTable(report).split('\n').slice(0, 8).join('\n'));
-const analyzer = new QuantErrorAnalyzer(student);
+const analyzer = new QuantErrorAnalyzer(student, { every: 1 });
+analyzer.beginStep(steps);
+await evaluateLoss(student, val.slice(0, 1)); // one forward, for the activation SQNR
 const q = await analyzer.report(steps);
 console.log(JSON.stringify(q.layers[0]));
 backend.dispose();
