@@ -1,5 +1,5 @@
 // `bitnet-train` as a user runs it: spawned with node, tiny settings, in a temporary directory.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -104,6 +104,41 @@ describe('bitnet-train train', () => {
     for (const flag of ['--config', '--data', '--layers', '--heads', '--dim', '--context', '--batch', '--iters', '--lr', '--warmup', '--min-lr', '--weight-decay', '--beta2', '--clip', '--norm layer|rms', '--mlp gelu|swiglu|relu2', '--pos learned|rope', '--fp', '--seed', '--eval-every', '--eval-iters', '--log-every', '--save-every', '--keep', '--out', '--log-file', '--resume', '--backend wasm|js', '--schedule cosine|linear|constant|two-stage', '--tokenizer char|byte', '--grad-accum']) {
       expect(r.stdout).toContain(`  ${flag}`);
     }
+  });
+});
+
+describe('Ctrl-C during training', () => {
+  it('finishes the step, saves a checkpoint, exits 130, and the run resumes from it', async () => {
+    const child = spawn(process.execPath, [MAIN, 'train', ...TINY, '--iters', '100000', '--warmup', '2', '--log-every', '1', '--out', 'int', '--log-file', 'int.jsonl', '--threads', '1'], { cwd: dir });
+    let stdout = '';
+    let stderr = '';
+    let sent = false;
+    child.stderr.on('data', (d) => (stderr += d));
+    const exit = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+    child.stdout.on('data', (d) => {
+      stdout += d;
+      if (!sent && /step +3\/100000/.test(stdout)) {
+        sent = true;
+        child.kill('SIGINT');
+      }
+    });
+    const code = await exit;
+    expect(stderr).toMatch(/interrupt: finishing the current step and saving a checkpoint \(Ctrl-C again to quit at once\)/);
+    expect(code).toBe(130);
+    const m = /interrupted at step (\d+) of 100000 \| checkpoint: (int\/ckpt-\d+)\ncontinue with: bitnet-train train --resume int\/ckpt-\d+\n$/.exec(stdout);
+    expect(m, stdout.slice(-300)).not.toBeNull();
+    const step = Number(m![1]);
+    expect(m![2]).toBe(`int/ckpt-${step}`);
+    expect(stdout).not.toMatch(/--- sample ---/);
+    const events = readFileSync(join(dir, 'int.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(events.at(-1)).toMatchObject({ event: 'done', step, stop_reason: 'interrupted' });
+    expect(events.filter((e) => e.event === 'checkpoint').map((e) => e.path)).toEqual([`int/ckpt-${step}`]);
+    // (--from next to --resume is named and ignored, not silently dropped)
+    const r = cli(['train', '--resume', `int/ckpt-${step}`, '--from', 'run/ckpt-10', '--iters', String(step + 2), '--threads', '1']);
+    expect(r.stderr).toBe("warning: --from run/ckpt-10 is ignored: --resume continues its checkpoint's own weights\n");
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain(`resumed from int/ckpt-${step} at step ${step}`);
+    expect(r.stdout).toMatch(new RegExp(`done: step ${step + 2} `));
   });
 });
 

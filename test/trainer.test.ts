@@ -111,6 +111,30 @@ describe('Trainer', () => {
     for (const [name, v] of a) expect(Buffer.from(b.get(name)!.buffer).equals(Buffer.from(v.buffer)), name).toBe(true);
   });
 
+  it('stops after the step in flight when its signal aborts, saves that step, and resumes bit-identically', async () => {
+    const common = { iters: 20, evalEvery: 5, saveEvery: 10 } as const;
+    const straight = await setup(common);
+    await straight.trainer.train();
+
+    const fs = new MemoryFileSystem();
+    const interrupt = new AbortController();
+    const first = await setup({ ...common, fs, onStep: (i) => { if (i.step === 12) interrupt.abort(); } }); // aborted during step 12
+    const stopped = await first.trainer.train({ signal: interrupt.signal });
+    expect(stopped.stopReason).toBe('interrupted');
+    expect(stopped.step).toBe(12);
+    expect(stopped.lastEval).toBeUndefined();
+    expect(stopped.checkpoint).toBe('run/ckpt-12');
+    expect((await listCheckpoints(fs, 'run')).map((c) => c.step)).toEqual([10, 12]);
+
+    const second = await setup({ ...common, fs });
+    second.trainer.restore(await loadCheckpoint(fs, 'run/ckpt-12'));
+    const rest = await second.trainer.train({ signal: new AbortController().signal });
+    expect(rest.stopReason).toBe('completed');
+    const resumed = [...first.losses, ...second.losses];
+    expect(resumed.length).toBe(20);
+    for (let i = 0; i < 20; i++) expect(Object.is(resumed[i], straight.losses[i]), `loss of step ${i + 1}`).toBe(true);
+  });
+
   it('skips the update of a NaN/Inf step, stops after maxNanSteps in a row, and leaves the last checkpoint intact', async () => {
     const fs = new MemoryFileSystem();
     let trainerRef: Trainer | undefined;

@@ -1,7 +1,8 @@
 /**
  * The `bitnet-train` commands, as a function of argv and output streams (tests call it in
  * process; `main.ts` is the executable). Returns the exit status: 0 done, 1 the run failed
- * (bad data, a checkpoint that does not fit, a NaN streak), 2 bad command-line input.
+ * (bad data, a checkpoint that does not fit, a NaN streak), 2 bad command-line input, 130 a
+ * training interrupted (Ctrl-C) after saving a checkpoint.
  */
 import { getDefaultFileSystem } from '../runtime/fs.js';
 import type { FileSystem } from '../runtime/fs-types.js';
@@ -21,6 +22,12 @@ export interface CliIO {
   packageCorpus?: string;
   /** Print stack traces of errors (BITNET_DEBUG=1). */
   debug?: boolean;
+  /**
+   * Route the host's interrupt (Ctrl-C) to a training while it runs: `signal` aborts on the first
+   * one; `release()` restores the host's default handling. Without it a training cannot be
+   * interrupted gracefully (the host's default applies).
+   */
+  catchInterrupt?: () => { signal: AbortSignal; release(): void };
 }
 
 const COMMANDS = ['train', 'sample', 'convert', 'distill', 'calibrate', 'analyze', 'help'];

@@ -17,10 +17,26 @@ function packageCorpusPath(): string | undefined {
   }
 }
 
+/** While a training runs: the first Ctrl-C stops it after the current step with a checkpoint, a second quits at once. */
+function catchInterrupt(): { signal: AbortSignal; release(): void } {
+  const controller = new AbortController();
+  const onSigint = (): void => {
+    if (controller.signal.aborted) {
+      process.stderr.write('\nbitnet-train: interrupted again; quitting without saving the current step\n');
+      process.exit(130);
+    }
+    process.stderr.write('\nbitnet-train: interrupt: finishing the current step and saving a checkpoint (Ctrl-C again to quit at once)\n');
+    controller.abort();
+  };
+  process.on('SIGINT', onSigint);
+  return { signal: controller.signal, release: () => void process.off('SIGINT', onSigint) };
+}
+
 const status = await runCli(process.argv.slice(2), {
   stdout: process.stdout,
   stderr: process.stderr,
   packageCorpus: packageCorpusPath(),
   debug: process.env.BITNET_DEBUG === '1',
+  catchInterrupt,
 });
 process.exitCode = status;

@@ -54,45 +54,57 @@ export async function runTrainingCommand(io: CliIO, fs: FileSystem, layers: { ba
   }
   let reporter: ProgressReporter | undefined;
   let sampleStarted = false;
-  const result = await runTraining(all, {
-    onWarning: (w) => (reporter ? reporter.warn(w) : io.stderr.write(`warning: ${w}\n`)),
-    onStart: (s) => {
-      reporter = new ProgressReporter(io.stdout, io.stderr, s.config.iters);
-      const m = s.model;
-      const kind = m.bitlinear ? 'BitLinear b1.58' : 'full precision';
-      reporter.line(`model: ${(s.parameters / 1e6).toFixed(2)}M parameters | ${m.layers} layers, dim ${m.dim}, ${m.heads} heads, context ${m.contextLength}, vocab ${m.vocabSize} | ${kind}, ${m.norm} norm, ${m.mlp}, ${m.pos} positions`);
-      reporter.line(`data: ${s.config.data} | ${s.trainTokens} train / ${s.valTokens} val tokens (${s.config.tokenizer})`);
-      const c = s.config;
-      reporter.line(`training: ${c.iters} steps x ${c.batch * c.gradAccum} x ${c.context} tokens | ${c.optimizer} lr ${c.lr} (${c.schedule}, warmup ${c.warmup}) | backend ${s.backend}, ${s.threads} thread${s.threads === 1 ? '' : 's'}`);
-      for (const q of s.qat) reporter.line(`qat: ${q}`);
-      if (s.resumedFrom) reporter.line(`resumed from ${s.resumedFrom} at step ${s.startStep}`);
-      reporter.line(`run directory: ${s.outDir} (log: ${s.logFile})`);
-    },
-    onStep: (i) => reporter!.onStep(i),
-    onLog: (i) => reporter!.onLog(i),
-    onEval: (i) => reporter!.onEval(i),
-    onCheckpoint: (i) => reporter!.onCheckpoint(i),
-    onQuantError: (e) => reporter!.line(formatQuantSummary(e)),
-    onCalibration: (e) => {
-      const clips = e.layers.map((l) => l.clip);
-      const range = clips.length > 0 ? `clips ${Math.min(...clips).toFixed(3)}..${Math.max(...clips).toFixed(3)}` : 'no static layers';
-      const line = `calibration step ${e.step}: ${e.method} on ${e.batches} batch${e.batches === 1 ? '' : 'es'}, ${e.layers.length} layers, ${range}`;
-      if (reporter) reporter.line(line);
-      else io.stdout.write(line + '\n');
-    },
-    onMixedPrecision: (e) => {
-      const out = (t: string) => (reporter ? reporter.line(t) : io.stdout.write(t + '\n'));
-      out(formatSensitivityTable(e.sensitivity).split('\n').slice(0, 2 + Math.max(3, e.projections.length)).join('\n'));
-      out(`mixed precision: ${e.projections.length === 0 ? 'no projection passed the threshold; all stay ternary' : `keeping ${e.projections.join(', ')} in ${e.precision}`}`);
-    },
-    onSampleText: (t) => {
-      if (!sampleStarted) {
-        reporter!.line('--- sample ---');
-        sampleStarted = true;
-      }
-      io.stdout.write(t);
-    },
-  }, { fs });
+  const interrupt = io.catchInterrupt?.();
+  let result: Awaited<ReturnType<typeof runTraining>>;
+  try {
+    result = await runTraining(all, {
+      onWarning: (w) => (reporter ? reporter.warn(w) : io.stderr.write(`warning: ${w}\n`)),
+      onStart: (s) => {
+        reporter = new ProgressReporter(io.stdout, io.stderr, s.config.iters);
+        const m = s.model;
+        const kind = m.bitlinear ? 'BitLinear b1.58' : 'full precision';
+        reporter.line(`model: ${(s.parameters / 1e6).toFixed(2)}M parameters | ${m.layers} layers, dim ${m.dim}, ${m.heads} heads, context ${m.contextLength}, vocab ${m.vocabSize} | ${kind}, ${m.norm} norm, ${m.mlp}, ${m.pos} positions`);
+        reporter.line(`data: ${s.config.data} | ${s.trainTokens} train / ${s.valTokens} val tokens (${s.config.tokenizer})`);
+        const c = s.config;
+        reporter.line(`training: ${c.iters} steps x ${c.batch * c.gradAccum} x ${c.context} tokens | ${c.optimizer} lr ${c.lr} (${c.schedule}, warmup ${c.warmup}) | backend ${s.backend}, ${s.threads} thread${s.threads === 1 ? '' : 's'}`);
+        for (const q of s.qat) reporter.line(`qat: ${q}`);
+        if (s.resumedFrom) reporter.line(`resumed from ${s.resumedFrom} at step ${s.startStep}`);
+        reporter.line(`run directory: ${s.outDir} (log: ${s.logFile})`);
+      },
+      onStep: (i) => reporter!.onStep(i),
+      onLog: (i) => reporter!.onLog(i),
+      onEval: (i) => reporter!.onEval(i),
+      onCheckpoint: (i) => reporter!.onCheckpoint(i),
+      onQuantError: (e) => reporter!.line(formatQuantSummary(e)),
+      onCalibration: (e) => {
+        const clips = e.layers.map((l) => l.clip);
+        const range = clips.length > 0 ? `clips ${Math.min(...clips).toFixed(3)}..${Math.max(...clips).toFixed(3)}` : 'no static layers';
+        const line = `calibration step ${e.step}: ${e.method} on ${e.batches} batch${e.batches === 1 ? '' : 'es'}, ${e.layers.length} layers, ${range}`;
+        if (reporter) reporter.line(line);
+        else io.stdout.write(line + '\n');
+      },
+      onMixedPrecision: (e) => {
+        const out = (t: string) => (reporter ? reporter.line(t) : io.stdout.write(t + '\n'));
+        out(formatSensitivityTable(e.sensitivity).split('\n').slice(0, 2 + Math.max(3, e.projections.length)).join('\n'));
+        out(`mixed precision: ${e.projections.length === 0 ? 'no projection passed the threshold; all stay ternary' : `keeping ${e.projections.join(', ')} in ${e.precision}`}`);
+      },
+      onSampleText: (t) => {
+        if (!sampleStarted) {
+          reporter!.line('--- sample ---');
+          sampleStarted = true;
+        }
+        io.stdout.write(t);
+      },
+    }, { fs, signal: interrupt?.signal });
+  } finally {
+    interrupt?.release();
+  }
+  if (result.stopReason === 'interrupted') {
+    const saved = result.checkpoint ? `checkpoint: ${result.checkpoint}` : 'no checkpoint directory';
+    io.stdout.write(`interrupted at step ${result.step} of ${result.config.iters} | ${saved}\n`);
+    if (result.checkpoint) io.stdout.write(`continue with: bitnet-train train --resume ${result.checkpoint}\n`);
+    return 130;
+  }
   if (sampleStarted) io.stdout.write('\n--------------\n');
   const r = result;
   const stop = r.stopReason === 'early-stop' ? ` (early stop: no better val loss in ${r.config.patience} evaluations)` : '';

@@ -18,12 +18,13 @@
  */
 import type { ProjectionQuantStats, SensitivityReport } from '../qat/index.js';
 import type { FileSystem } from '../runtime/fs-types.js';
+import type { StopReason } from './trainer.js';
 import { dirname } from '../runtime/fs-types.js';
 
 export interface StepEvent { event: 'step'; step: number; loss: number; lr: number; tokens_per_s: number }
 export interface EvalEvent { event: 'eval'; step: number; train_loss: number; val_loss: number }
 export interface CheckpointEvent { event: 'checkpoint'; step: number; path: string }
-export interface DoneEvent { event: 'done'; step: number; val_loss: number | null; train_seconds: number; tokens_per_s: number }
+export interface DoneEvent { event: 'done'; step: number; val_loss: number | null; train_seconds: number; tokens_per_s: number; /** Only on a run stopped by an interrupt. */ stop_reason?: Extract<StopReason, 'interrupted'> }
 /** Error analysis: per projection SQNR of weights and activations, ternary fractions, flip rate, scale. */
 export interface QuantErrorEvent { event: 'quant_error'; step: number; layers: ProjectionQuantStats[] }
 /** Static activation clips measured (at the start, or an online refresh). */

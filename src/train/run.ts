@@ -84,6 +84,12 @@ export interface RunHooks extends TrainerCallbacks {
 export interface RunEnvironment {
   fs?: FileSystem;
   now?: () => Date;
+  /**
+   * Aborting it stops the run after the step in flight, with a checkpoint of that step (resume
+   * continues bit-identically) and no sample; the result's `stopReason` is `'interrupted'`.
+   * The CLI aborts it on the first Ctrl-C.
+   */
+  signal?: AbortSignal;
 }
 
 export interface RunResult extends TrainResult {
@@ -158,7 +164,9 @@ export async function runTraining(config: Partial<RunConfig> | Partial<RunConfig
     savedModel = saved.model;
   }
   // --from (a fresh run only): its shape and corpus are the defaults; its weights the start
-  const fromArg = resumeArg ? null : layers.reduce<string | null>((r, l) => (l.from !== undefined ? l.from : r), null);
+  const fromGiven = layers.reduce<string | null>((r, l) => (l.from !== undefined ? l.from : r), null);
+  if (resumeArg && fromGiven) hooks.onWarning?.(`--from ${fromGiven} is ignored: --resume continues its checkpoint's own weights`);
+  const fromArg = resumeArg ? null : fromGiven;
   const from: SourceCheckpoint | undefined = fromArg ? await loadSourceCheckpoint(fs, fromArg, '--from') : undefined;
   const cfg = resolveRunConfig(savedRun, from ? shapeLayerOf(from) : {}, ...layers);
   const teacherSrc = cfg.teacher ? await loadSourceCheckpoint(fs, cfg.teacher, '--teacher') : undefined;
@@ -270,10 +278,10 @@ export async function runTraining(config: Partial<RunConfig> | Partial<RunConfig
       await qat.initialCalibration();
     }
 
-    const result = await trainer.train();
+    const result = await trainer.train({ signal: env.signal });
 
     let sample = '';
-    if (cfg.sampleTokens > 0) {
+    if (cfg.sampleTokens > 0 && result.stopReason !== 'interrupted') {
       const ids = generate(model, heap, promptIds(dataset.tokenizer, cfg.prompt), {
         maxNewTokens: cfg.sampleTokens,
         temperature: cfg.temperature,
@@ -283,7 +291,7 @@ export async function runTraining(config: Partial<RunConfig> | Partial<RunConfig
       });
       sample = dataset.tokenizer.decode(ids);
     }
-    await log.write({ event: 'done', step: result.step, val_loss: result.lastEval?.valLoss ?? null, train_seconds: result.trainSeconds, tokens_per_s: result.tokensPerSecond });
+    await log.write({ event: 'done', step: result.step, val_loss: result.lastEval?.valLoss ?? null, train_seconds: result.trainSeconds, tokens_per_s: result.tokensPerSecond, ...(result.stopReason === 'interrupted' ? { stop_reason: 'interrupted' as const } : {}) });
     return { ...result, config: cfg, outDir, logFile, sample };
   } finally {
     backend?.dispose();

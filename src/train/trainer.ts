@@ -85,13 +85,16 @@ export interface TrainerOptions extends TrainerCallbacks {
   extension?: StepExtension;
 }
 
-/** Why `train()` returned. */
-export type StopReason = 'completed' | 'early-stop' | 'until';
+/**
+ * Why `train()` returned: all `iters` done, early stopping, `untilStep` reached, or its `signal`
+ * aborted (the step in flight finishes and a checkpoint is saved, so `resume` continues exactly).
+ */
+export type StopReason = 'completed' | 'early-stop' | 'until' | 'interrupted';
 
 export interface TrainResult {
   step: number;
   stopReason: StopReason;
-  /** The evaluation at the last step (undefined when training stopped at `untilStep`). */
+  /** The evaluation at the last step (undefined when training stopped at `untilStep` or was interrupted). */
   lastEval?: EvalInfo;
   bestValLoss: number | null;
   /** The last checkpoint written, if any. */
@@ -160,8 +163,12 @@ export class Trainer {
     return this.bestVal;
   }
 
-  /** Train until `iters` (or `untilStep`, to stop early as a crash would), early stopping, or a NaN streak (throws `TrainingError`). */
-  async train(opts: { untilStep?: number } = {}): Promise<TrainResult> {
+  /**
+   * Train until `iters` (or `untilStep`, to stop early as a crash would), early stopping, a NaN
+   * streak (throws `TrainingError`), or until `signal` aborts: then the current step completes,
+   * a checkpoint of it is saved (when checkpoints are on) and `stopReason` is `'interrupted'`.
+   */
+  async train(opts: { untilStep?: number; signal?: AbortSignal } = {}): Promise<TrainResult> {
     const o = this.options;
     const end = Math.min(o.iters, opts.untilStep ?? Infinity);
     const logEvery = o.logEvery ?? 10;
@@ -200,16 +207,22 @@ export class Trainer {
       }
       if (saveDue) await this.save();
       if (stopReason === 'early-stop') break;
+      if (opts.signal?.aborted && this.step < end) {
+        stopReason = 'interrupted';
+        break;
+      }
     }
-    if (this.step < o.iters && stopReason !== 'early-stop') stopReason = 'until';
-    if (stopReason !== 'until') {
+    if (this.step < o.iters && stopReason === 'completed') stopReason = 'until';
+    if (stopReason === 'interrupted') {
+      if (this.manager && this.lastSavedStep !== this.step) await this.save();
+    } else if (stopReason !== 'until') {
       if (this.lastEval?.step !== this.step) await this.evaluateAndTrack();
       if (this.manager && this.lastSavedStep !== this.step) await this.save();
     }
     return {
       step: this.step,
       stopReason,
-      lastEval: stopReason === 'until' ? undefined : this.lastEval,
+      lastEval: stopReason === 'until' || stopReason === 'interrupted' ? undefined : this.lastEval,
       bestValLoss: this.bestVal,
       checkpoint: this.lastCheckpoint,
       trainSeconds: (now() - start) / 1000,
