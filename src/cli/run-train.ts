@@ -55,9 +55,9 @@ export async function runTrainingCommand(io: CliIO, fs: FileSystem, layers: { ba
   let reporter: ProgressReporter | undefined;
   let sampleStarted = false;
   const interrupt = io.catchInterrupt?.();
-  let result: Awaited<ReturnType<typeof runTraining>>;
+  let r: Awaited<ReturnType<typeof runTraining>>;
   try {
-    result = await runTraining(all, {
+    r = await runTraining(all, {
       onWarning: (w) => (reporter ? reporter.warn(w) : io.stderr.write(`warning: ${w}\n`)),
       onStart: (s) => {
         reporter = new ProgressReporter(io.stdout, io.stderr, s.config.iters);
@@ -99,14 +99,13 @@ export async function runTrainingCommand(io: CliIO, fs: FileSystem, layers: { ba
   } finally {
     interrupt?.release();
   }
-  if (result.stopReason === 'interrupted') {
-    const saved = result.checkpoint ? `checkpoint: ${result.checkpoint}` : 'no checkpoint directory';
-    io.stdout.write(`interrupted at step ${result.step} of ${result.config.iters} | ${saved}\n`);
-    if (result.checkpoint) io.stdout.write(`continue with: bitnet-train train --resume ${result.checkpoint}\n`);
+  if (r.stopReason === 'interrupted') {
+    const saved = r.checkpoint ? `checkpoint: ${r.checkpoint}` : 'no checkpoint directory';
+    io.stdout.write(`interrupted at step ${r.step} of ${r.config.iters} | ${saved}\n`);
+    if (r.checkpoint) io.stdout.write(`continue with: bitnet-train train --resume ${r.checkpoint}\n`);
     return 130;
   }
   if (sampleStarted) io.stdout.write('\n--------------\n');
-  const r = result;
   const stop = r.stopReason === 'early-stop' ? ` (early stop: no better val loss in ${r.config.patience} evaluations)` : '';
   const val = r.lastEval ? ` | val loss ${r.lastEval.valLoss.toFixed(4)}` : '';
   io.stdout.write(`done: step ${r.step}${stop} in ${formatDuration(r.trainSeconds)} | ${formatRate(r.tokensPerSecond)} tok/s${val}\n`);

@@ -18,8 +18,8 @@
  */
 import type { ProjectionQuantStats, SensitivityReport } from '../qat/index.js';
 import type { FileSystem } from '../runtime/fs-types.js';
-import type { StopReason } from './trainer.js';
 import { dirname } from '../runtime/fs-types.js';
+import type { StopReason } from './trainer.js';
 
 export interface StepEvent { event: 'step'; step: number; loss: number; lr: number; tokens_per_s: number }
 export interface EvalEvent { event: 'eval'; step: number; train_loss: number; val_loss: number }
