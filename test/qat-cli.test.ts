@@ -338,7 +338,7 @@ describe('resume with QAT options', () => {
     const base = { data: 'small.txt', layers: 2, dim: 16, heads: 2, context: 16, batch: 4, evalIters: 2, logEvery: 1, threads: 1, sampleTokens: 0 };
     await runTraining({ ...base, fp: true, iters: 4, out: 'teacher' }, {}, { fs });
     const qat = {
-      ...base, iters: 20, evalEvery: 5, saveEvery: 10, teacher: 'teacher', distillAlpha: 0.5, errorEvery: 3,
+      ...base, iters: 20, evalEvery: 5, saveEvery: 10, teacher: 'teacher', distillAlpha: 0.5, errorEvery: 5,
       ste: 'lsq' as const, steByLayer: ['model.layers.1.mlp.down_proj=soft'], softTemperatureEnd: 0.2, quantWarmup: 12, quantSchedule: 'exponential' as const, quantLayerwise: true,
       quantNoise: 0.3, quantNoiseSteps: 16, activationScale: 'static' as const, calibrateEvery: 4, keepFp: ['model.layers.0.mlp.up_proj'], keepInt8: ['model.layers.1.self_attn.o_proj'],
       qatReg: 0.01, qatRegStart: 5, qatRegRamp: 5, clampLatent: 3,
@@ -355,6 +355,10 @@ describe('resume with QAT options', () => {
     expect(pick(b, 'step')).toEqual(pick(a, 'step'));
     expect(pick(b, 'eval')).toEqual(pick(a, 'eval'));
     expect(pick(b, 'calibration')).toEqual(pick(a, 'calibration'));
+    // error reports at 5, 10 (before the crash), 15, 20: the flip rate after the resume included
+    expect(pick(b, 'quant_error')).toHaveLength(4);
+    expect(pick(b, 'quant_error')).toEqual(pick(a, 'quant_error'));
+    expect(pick(b, 'quant_error')[2]).toMatch(/"flip_rate":0|"flip_rate":\d/);
     const x = await loadCheckpoint(fs, 'straight/ckpt-20');
     const y = await loadCheckpoint(fs, 'run/ckpt-20');
     expect([...y.model.keys()]).toEqual([...x.model.keys()]);

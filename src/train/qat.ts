@@ -63,6 +63,8 @@ export class QatTraining implements StepExtension {
   readonly regularizer: QatRegularizer | null;
   private readonly calibration: CalibrateOptions;
   private readonly bitlinear: boolean;
+  /** Set by `restore`: take the checkpoint's ternary codes as the flip-rate reference. */
+  private codesFromCheckpoint = false;
 
   /**
    * Build the per-step machinery for `model` (materialized; create it before the first step,
@@ -118,6 +120,12 @@ export class QatTraining implements StepExtension {
   }
 
   async beforeStep(step: number): Promise<void> {
+    if (this.codesFromCheckpoint) {
+      this.codesFromCheckpoint = false;
+      // resumed at a report step: its codes, recomputed from the saved weights, are the ones the
+      // uninterrupted run compared against, so the next report's flip rate is the same
+      if (this.analyzer!.due(step)) await this.analyzer!.report(step);
+    }
     this.controller?.beginStep(step);
     const every = this.cfg.calibrateEvery;
     if (every > 0 && step > 0 && step % every === 0 && this.staticScales) {
@@ -159,6 +167,7 @@ export class QatTraining implements StepExtension {
   }
 
   restore(state: JsonObject | undefined, source: string): void {
+    this.codesFromCheckpoint = this.analyzer !== null;
     const seed = state?.noiseSeed;
     if (seed === undefined || this.cfg.quantNoise === null || !this.controller) return;
     if (!(typeof seed === 'number' && Number.isInteger(seed) && seed >= 0 && seed <= 0xffffffff)) throw new Error(`${source}: extra.extension.noiseSeed must be a u32, got ${JSON.stringify(seed)}`);
