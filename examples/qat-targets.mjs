@@ -13,7 +13,7 @@
 // draws), so the FP row reproduces the checkpoint's recorded val loss.
 //
 //   npm run build
-//   node examples/qat-targets.mjs [--from DIR] [--steps N] [--threads 2] [--seeds 2,3,4]
+//   node examples/qat-targets.mjs [--from DIR (default runs/fp)] [--steps N] [--threads 2] [--seeds 2,3,4]
 //        [--arms LIST] [--lr 5e-4] [--warmup 20] [--out runs/qat-targets.json]
 //
 // Measured (FP checkpoint at 2000 steps, val 1.8760; N = 400; seeds 2, 3, 4; ~9 min at 2 threads):
@@ -64,7 +64,7 @@ const num = (name, fallback) => {
   if (!Number.isFinite(v)) throw new Error(`qat-targets: --${name} must be a number, got '${flags[name]}'`);
   return v;
 };
-const from = flags.from ?? '/tmp/ref/fp/ckpt-2000';
+const from = flags.from ?? 'runs/fp'; // the run directory the command in the header writes
 const N = num('steps', 400);
 const threads = num('threads', 2);
 const evalIters = num('eval-iters', 100);
@@ -110,6 +110,7 @@ const arms = (flags.arms ?? DEFAULT_ARMS).split(',').map(parseArm);
 
 // ---- data, FP checkpoint, fixed val batches ----------------------------------------------------
 const fs = await getDefaultFileSystem();
+if (!(await fs.exists(from))) throw new Error(`qat-targets: no FP checkpoint at ${from}; train one with the command in the header of examples/qat-targets.mjs, or pass --from DIR`);
 const ckpt = await loadCheckpoint(fs, await resolveCheckpointDir(fs, from));
 const { model: savedModel, run: savedRun } = ckpt.trainer.config;
 if (!savedModel || savedModel.bitlinear) throw new Error(`qat-targets: ${ckpt.dir} must be a full-precision checkpoint written by bitnet-train (config.model.bitlinear false)`);
