@@ -2,6 +2,7 @@
  * `GPT`: a small decoder-only transformer (token embeddings + learned positions or RoPE,
  * pre-norm blocks, final norm, LM head), with Hugging Face LLaMA-style parameter names.
  */
+import { checkpoint } from '../autograd/checkpoint.js';
 import { crossEntropy } from '../autograd/ops/loss.js';
 import { linear } from '../autograd/ops/linear.js';
 import type { Heap } from '../tensor/heap.js';
@@ -146,6 +147,11 @@ export class GPT {
   readonly finalNorm: NormLayer;
   /** The LM head weight (V, C): `lm_head.weight`, or the token embedding when tied. */
   readonly headWeight: Tensor;
+  /**
+   * Recompute each block's activations in backward instead of keeping them (`checkpoint` in
+   * src/autograd/checkpoint.ts): less arena memory, one more forward per step, the same bits.
+   */
+  gradientCheckpointing = false;
 
   constructor(config: GPTConfig) {
     const cfg = (this.config = resolveGPTConfig(config));
@@ -185,7 +191,10 @@ export class GPT {
       throw new Error(`GPT.forward: tokens ${formatShape(tokens.shape)} have T = ${tokens.shape[1]} > contextLength ${contextLength}; crop the sequence to the last ${contextLength} tokens`);
     }
     let x = this.tokenEmbedding.forward(tokens, this.positionEmbedding);
-    for (const block of this.blocks) x = block.forward(x);
+    if (this.gradientCheckpointing) {
+      const trainable = [...this.params].map(([, t]) => t).filter((t) => t.requiresGrad);
+      for (const block of this.blocks) x = checkpoint((h) => block.forward(h), x, trainable);
+    } else for (const block of this.blocks) x = block.forward(x);
     const logits = linear(this.finalNorm.forward(x), this.headWeight);
     return targets ? { logits, loss: crossEntropy(logits, targets) } : { logits };
   }

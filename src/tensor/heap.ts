@@ -121,6 +121,26 @@ export class Heap {
     this.tape.clear();
   }
 
+  /**
+   * The arena's current top, for `releaseArenaTo` (gradient checkpointing frees a block's
+   * activations once its output is copied out; src/autograd/checkpoint.ts).
+   */
+  arenaMark(): Ptr {
+    return this.arenaTop;
+  }
+
+  /**
+   * Free everything allocated in the arena since `mark` (a value of `arenaMark()` of this step).
+   * The caller guarantees no tensor allocated after the mark is used again; the high-water mark
+   * keeps the peak.
+   */
+  releaseArenaTo(mark: Ptr): void {
+    if (!(mark >= this.staticTop && mark <= this.arenaTop)) {
+      throw new Error(`releaseArenaTo: mark ${mark} is outside the arena [${this.staticTop}, ${this.arenaTop}] of step ${this.gen}; take it with arenaMark() in this step`);
+    }
+    this.arenaTop = mark;
+  }
+
   /** An uninitialised activation tensor of `shape` in the arena. */
   empty(shape: readonly number[]): Tensor {
     const n = shapeSize(shape, 'empty');

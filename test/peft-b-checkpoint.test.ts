@@ -1,0 +1,90 @@
+// Gradient checkpointing: the same losses and gradients, bit for bit, with a smaller arena.
+import { describe, expect, it } from 'vitest';
+import type { Backend } from '../src/backend/backend.js';
+import { JsBackend } from '../src/backend/js/index.js';
+import { checkpoint } from '../src/autograd/checkpoint.js';
+import { linear, gelu, sum } from '../src/autograd/index.js';
+import { Heap } from '../src/tensor/heap.js';
+import { GPT, type GPTConfig } from '../src/nn/gpt.js';
+import { AdamW } from '../src/optim/adamw.js';
+import { trainStep } from '../src/optim/train-step.js';
+import { Rng } from '../src/util/rng.js';
+
+const V = 24, B = 3, T = 12;
+
+/** Train `steps` steps; return every loss, the final gradient block and the arena high-water mark. */
+async function run(backend: Backend, cfg: GPTConfig, checkpointing: boolean, steps: number) {
+  const heap = new Heap(backend);
+  const model = new GPT(cfg).materialize(heap, new Rng(3));
+  model.gradientCheckpointing = checkpointing;
+  const opt = new AdamW(model.params, { lr: 3e-3, clipNorm: 1 });
+  const rng = new Rng(4);
+  const losses: number[] = [];
+  for (let s = 0; s < steps; s++) {
+    const tokens = Int32Array.from({ length: B * T }, () => rng.int(V));
+    losses.push(await trainStep(heap, model, opt, { tokens, targets: tokens.map((x) => (x * 7 + 1) % V), B, T }));
+  }
+  const grads = backend.readSync(model.params.gradOffset, model.params.blockSize);
+  const values = backend.readSync(model.params.paramOffset, model.params.blockSize);
+  return { losses, grads: Array.from(grads), values: Array.from(values), highWater: heap.stats().arenaHighWater };
+}
+
+describe('gradient checkpointing', () => {
+  const bitnet: GPTConfig = { vocabSize: V, contextLength: T, layers: 3, heads: 2, dim: 16, bitlinear: true, bitlinearOptions: { norm: false } };
+  const fp: GPTConfig = { vocabSize: V, contextLength: T, layers: 3, heads: 2, dim: 16, mlp: 'swiglu', norm: 'rms', pos: 'rope' };
+
+  it('gives bit-identical losses, gradients and weights over 5 steps (wasm, BitLinear GPT)', async () => {
+    const { createWasmBackend } = await import('../src/backend/wasm/index.js');
+    const plain = await run(await createWasmBackend(), bitnet, false, 5);
+    const ckpt = await run(await createWasmBackend(), bitnet, true, 5);
+    expect(ckpt.losses).toEqual(plain.losses);
+    expect(ckpt.grads).toEqual(plain.grads);
+    expect(ckpt.values).toEqual(plain.values);
+    expect(ckpt.highWater).toBeLessThan(plain.highWater);
+  });
+
+  it('the same on the js backend for an FP SwiGLU/RoPE GPT', async () => {
+    const plain = await run(new JsBackend({ dtype: 'f32' }), fp, false, 3);
+    const ckpt = await run(new JsBackend({ dtype: 'f32' }), fp, true, 3);
+    expect(ckpt.losses).toEqual(plain.losses);
+    expect(ckpt.grads).toEqual(plain.grads);
+  });
+
+  it('the saving grows with depth: 8 layers keep less than a third of the arena', async () => {
+    const { createWasmBackend } = await import('../src/backend/wasm/index.js');
+    const deep: GPTConfig = { ...bitnet, layers: 8, dim: 32 };
+    const plain = await run(await createWasmBackend(), deep, false, 1);
+    const ckpt = await run(await createWasmBackend(), deep, true, 1);
+    expect(ckpt.losses).toEqual(plain.losses);
+    expect(ckpt.highWater / plain.highWater).toBeLessThan(1 / 3);
+  });
+
+  it('is the plain op when nothing requires grad, and refuses an output of another shape', () => {
+    const heap = new Heap(new JsBackend({ dtype: 'f64' }));
+    const x = heap.fromArray([1, -2, 3, 0.5], [2, 2]);
+    const w = heap.fromArray([1, 0, 0, 1], [2, 2]);
+    const y = checkpoint((h) => gelu(linear(h, w)), x, [w]);
+    expect(y.requiresGrad).toBe(false);
+    expect(heap.tape.length).toBe(0);
+    const xg = heap.fromArray([1, -2, 3, 0.5], [2, 2], { requiresGrad: true });
+    expect(() => checkpoint((h) => sum(h), xg, [])).toThrow(/checkpoint: fn\(x\) returned \(\), expected \(2,2\); pass outShape/);
+  });
+
+  it('backpropagates to the input and the parameters as the unchecked op does (f64)', () => {
+    const heap = new Heap(new JsBackend({ dtype: 'f64' }));
+    const rng = new Rng(9);
+    const xs = new Float64Array(12), ws = new Float64Array(9);
+    rng.fillNormal(xs);
+    rng.fillNormal(ws);
+    const grads = (useCheckpoint: boolean) => {
+      const x = heap.fromArray(xs, [4, 3], { requiresGrad: true });
+      const w = heap.fromArray(ws, [3, 3], { requiresGrad: true });
+      const f = (h: ReturnType<typeof heap.empty>) => gelu(linear(h, w));
+      sum(useCheckpoint ? checkpoint(f, x, [w]) : f(x)).backward();
+      const out = [Array.from(x.grad!.dataSync()), Array.from(w.grad!.dataSync())];
+      heap.resetArena();
+      return out;
+    };
+    expect(grads(true)).toEqual(grads(false));
+  });
+});
