@@ -2,19 +2,28 @@
  * Tokenizers: text <-> token ids (Int32Array). `CharTokenizer` is nanoGPT's shakespeare_char
  * scheme (the vocabulary is the sorted set of code points in the corpus: 65 for tinyshakespeare);
  * `ByteTokenizer` maps UTF-8 bytes to ids 0..255 and accepts any text. Both serialise to JSON for
- * checkpoints (`toJSON` / `tokenizerFromJSON`). BPE will join through a maintained library.
+ * checkpoints (`toJSON` / `tokenizerFromJSON`). Hugging Face `tokenizer.json` BPE tokenizers
+ * are `HfTokenizer` (hf-tokenizer.ts), through `@huggingface/tokenizers`.
  */
+import { HfTokenizer } from './hf-tokenizer.js';
 
 /** The JSON form of a tokenizer, stored in a checkpoint's trainer.json. */
 export type TokenizerJSON =
   | { kind: 'char'; version: 1; vocab: string[]; fallback?: string }
-  | { kind: 'byte'; version: 1 };
+  | { kind: 'byte'; version: 1 }
+  | { kind: 'hf'; version: 1; tokenizer: Record<string, unknown>; config: Record<string, unknown> };
 
 /** What every tokenizer offers. */
 export interface Tokenizer {
-  readonly kind: 'char' | 'byte';
+  readonly kind: 'char' | 'byte' | 'hf';
   /** Number of distinct ids; ids are 0..vocabSize-1. */
   readonly vocabSize: number;
+  /** The beginning-of-sequence id, for tokenizers that have one (Hugging Face ones). */
+  readonly bosId?: number | null;
+  /** Whether a sequence starts with `bosId` (a corpus once at its start, a prompt before its text). */
+  readonly addBos?: boolean;
+  /** Whether the character `ch` encodes (char: in the vocabulary; byte: always). */
+  canEncode?(ch: string): boolean;
   /** Text to ids. */
   encode(text: string): Int32Array;
   /** Ids to text. */
@@ -113,6 +122,12 @@ export class CharTokenizer implements Tokenizer {
     return cp < 65536 ? this.bmpIds[cp] : (this.astralIds.get(cp) ?? -1);
   }
 
+  /** Whether the character `ch` is in the vocabulary. */
+  canEncode(ch: string): boolean {
+    const cp = ch.codePointAt(0);
+    return cp !== undefined && this.idOf(cp) >= 0;
+  }
+
   /**
    * Text to ids, one per code point. An unknown character throws (naming it, its index and its
    * line/column) unless a fallback was given here or at construction.
@@ -185,6 +200,10 @@ export class ByteTokenizer implements Tokenizer {
   readonly kind = 'byte' as const;
   readonly vocabSize = 256;
 
+  canEncode(): boolean {
+    return true;
+  }
+
   encode(text: string): Int32Array {
     return Int32Array.from(new TextEncoder().encode(text));
   }
@@ -213,6 +232,7 @@ export function tokenizerFromJSON(json: unknown): Tokenizer {
   if (j === null || typeof j !== 'object') throw new Error(`tokenizerFromJSON: expected an object, got ${JSON.stringify(json)}`);
   if (j.version !== 1) throw new Error(`tokenizerFromJSON: unsupported ${String(j.kind)} tokenizer version ${String(j.version)} (this build reads version 1)`);
   if (j.kind === 'byte') return new ByteTokenizer();
+  if (j.kind === 'hf') return HfTokenizer.fromRecord(j);
   if (j.kind === 'char') {
     if (!Array.isArray(j.vocab) || !j.vocab.every((c) => typeof c === 'string')) {
       throw new Error('tokenizerFromJSON: a char tokenizer needs "vocab", an array of one-character strings');
@@ -220,7 +240,7 @@ export function tokenizerFromJSON(json: unknown): Tokenizer {
     if (j.fallback !== undefined && typeof j.fallback !== 'string') throw new Error('tokenizerFromJSON: "fallback" must be a string');
     return new CharTokenizer(j.vocab as string[], { fallback: j.fallback as string | undefined });
   }
-  throw new Error(`tokenizerFromJSON: unknown tokenizer kind ${JSON.stringify(j.kind)} (this build knows "char" and "byte")`);
+  throw new Error(`tokenizerFromJSON: unknown tokenizer kind ${JSON.stringify(j.kind)} (this build knows "char", "byte" and "hf")`);
 }
 
 /** A tokenizer by kind: 'char' learns its vocabulary from `corpus`, 'byte' needs none. */
