@@ -2,7 +2,7 @@
  * Gradient checkpointing (activation recomputation): run a block without keeping its
  * activations, and recompute them in backward, one block at a time.
  *
- *   forward:   out = copy of noGrad(fn(x));  everything fn allocated is released from the arena
+ *   forward:   out = copy of fn(x), its tape entries dropped;  everything fn allocated is released
  *   backward:  y = fn(x) again, recorded on the (drained) tape;  dy := dout;  run that sub-tape;
  *              release what the recomputation allocated
  *
@@ -15,7 +15,7 @@
  */
 import type { Tensor } from '../tensor/tensor.js';
 import { assertArg, checkArgs, formatShape, recordOp } from './ops/common.js';
-import { isGradEnabled, noGrad } from './tape.js';
+import { isGradEnabled } from './tape.js';
 
 /**
  * `fn(x)` with its activations recomputed in backward instead of kept. `params` are the
@@ -32,7 +32,11 @@ export function checkpoint(fn: (x: Tensor) => Tensor, x: Tensor, params: readonl
   if (!isGradEnabled() || !(x.requiresGrad || params.some((p) => p.requiresGrad))) return fn(x);
   const out = heap.empty(outShape);
   const mark = heap.arenaMark();
-  const y = noGrad(() => fn(x));
+  // the forward runs in grad mode, exactly as it will be recomputed (an op may differ under
+  // noGrad: LoRA dropout applies only while recording); its tape entries are then dropped
+  const tapeLength = heap.tape.length;
+  const y = fn(x);
+  heap.tape.truncate(tapeLength);
   heap.check(y, op, 'fn(x)');
   assertArg(y.size === out.size && y.shape.length === out.shape.length && y.shape.every((d, i) => d === out.shape[i]), op,
     `fn(x) returned ${formatShape(y.shape)}, expected ${formatShape(out.shape)}; pass outShape`);

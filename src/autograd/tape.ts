@@ -35,6 +35,12 @@ export class Tape {
     return out;
   }
 
+  /** Drop the entries recorded after the first `length` (gradient checkpointing discards a block's). */
+  truncate(length: number): void {
+    if (!(Number.isInteger(length) && length >= 0 && length <= this.list.length)) throw new Error(`Tape.truncate: length ${length} is not in [0, ${this.list.length}]`);
+    this.list.length = length;
+  }
+
   /** Forget every entry (the arena they point into is being reset). */
   clear(): void {
     this.list = [];
