@@ -25,6 +25,8 @@ import { noGrad } from '../autograd/tape.js';
 import type { Batch, Split, TextDataset } from '../data/dataset.js';
 import type { JsonObject, JsonValue, LoadedCheckpoint } from '../io/checkpoint.js';
 import { CheckpointManager } from '../io/checkpoint-manager.js';
+import type { TensorBoardWriter } from '../monitor/tensorboard.js';
+import { tensorBoardCallbacks } from '../monitor/trainer-tensorboard.js';
 import { type Schedule, type ScheduleConfig, createSchedule } from '../optim/schedule.js';
 import type { FileSystem } from '../runtime/fs-types.js';
 import type { Heap } from '../tensor/heap.js';
@@ -83,6 +85,8 @@ export interface TrainerOptions extends TrainerCallbacks {
   config?: JsonObject;
   /** Hooks that change the step (QAT, distillation; see `StepExtension`). */
   extension?: StepExtension;
+  /** Also log to TensorBoard: scalars every step, evaluations (see src/monitor/trainer-tensorboard.ts); flushed at each log, eval and save. */
+  tensorboard?: TensorBoardWriter;
 }
 
 /**
@@ -140,7 +144,7 @@ export class Trainer {
     this.heap = model.params.heap;
     this.dataset = dataset;
     this.optimizer = optimizer;
-    this.options = options;
+    this.options = options.tensorboard ? { ...options, ...tensorBoardCallbacks(options.tensorboard, options, optimizer) } : options;
     if (optimizer.params !== model.params) throw new Error('Trainer: the optimizer was built over another parameter set than the model\'s');
     for (const key of ['iters', 'batchSize', 'contextLength'] as const) positiveInt(key, options[key]);
     this.gradAccum = options.gradAccum ?? 1;
