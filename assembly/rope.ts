@@ -2,8 +2,10 @@
 // head of size hs, element i pairs with element i + hs/2 (i < hs/2) and the pair turns by the
 // angle t * theta_i, theta_i = theta^(-2i/hs), t the token's position. Byte-offset pointers.
 // table (maxT, hs): row t holds cos(t theta_i) for i < hs/2, then sin(t theta_i) for i < hs/2.
-// inp, out, dinp, dout (B,T,3C): q, k, v side by side per token (llm.c layout); hs = C/NH, even.
-// q and k (the first 2C of a row: 2*NH heads) rotate; v (the last C) passes through.
+// inp, out, dinp, dout: (B,T,·) rows of `stride` floats; the first `heads` heads of hs (even)
+// floats of each row rotate, the rest of the row passes through. The GPT's fused qkv (B,T,3C)
+// is stride 3C, heads 2*NH (q and k rotate, v passes); a separate q or k tensor (B,T,H*hs) is
+// stride H*hs, heads H.
 // Every lane and the scalar tail use the same f32 operations (no FMA), so any split gives the same bits.
 import { el } from './vec';
 
@@ -51,40 +53,38 @@ export function rope_table(table: usize, hs: i32, theta: f32, r0: i32, r1: i32):
   }
 }
 
-// out = rope(inp): q and k of token (b, t) rotated by row t of the table, v copied.
-// rows [r0, r1) of the (B,T) tokens, row r = b*T + t writes only its own (3C) row of out.
+// out = rope(inp): the rotated heads of token (b, t) turned by row t of the table, the rest copied.
+// rows [r0, r1) of the (B,T) tokens, row r = b*T + t writes only its own row of out.
 // out may equal inp (in place); otherwise they must not overlap.
-export function rope_forward(out: usize, inp: usize, table: usize, B: i32, T: i32, C: i32, NH: i32, r0: i32, r1: i32): void {
-  const C3 = 3 * C;
-  const hs = C / NH;
+export function rope_forward(out: usize, inp: usize, table: usize, B: i32, T: i32, stride: i32, heads: i32, hs: i32, r0: i32, r1: i32): void {
   const half = hs >> 1;
+  const rot = heads * hs;
   for (let r = r0; r < r1; r++) {
     const t = r % T;
     const cs = table + el(t * hs);
     const sn = cs + el(half);
-    const x = inp + el(r * C3);
-    const y = out + el(r * C3);
-    for (let h = 0; h < 2 * NH; h++) rotateHead(y + el(h * hs), x + el(h * hs), cs, sn, half, false);
-    if (y != x) memory.copy(y + el(2 * C), x + el(2 * C), <usize>C << 2);
+    const x = inp + el(r * stride);
+    const y = out + el(r * stride);
+    for (let h = 0; h < heads; h++) rotateHead(y + el(h * hs), x + el(h * hs), cs, sn, half, false);
+    if (y != x && rot < stride) memory.copy(y + el(rot), x + el(rot), <usize>(stride - rot) << 2);
   }
 }
 
-// in the forward pass: y1 = x1 c - x2 s, y2 = x2 c + x1 s (a rotation by +angle), v copied;
-// so dx1 += dy1 c + dy2 s, dx2 += dy2 c - dy1 s (the transpose: a rotation by -angle), dv += dy_v.
-// rows [r0, r1) of the (B,T) tokens, row r writes only its own (3C) row of dinp.
+// in the forward pass: y1 = x1 c - x2 s, y2 = x2 c + x1 s (a rotation by +angle), the rest copied;
+// so dx1 += dy1 c + dy2 s, dx2 += dy2 c - dy1 s (the transpose: a rotation by -angle), dx += dy elsewhere.
+// rows [r0, r1) of the (B,T) tokens, row r writes only its own row of dinp.
 // dinp must not overlap dout.
-export function rope_backward(dinp: usize, dout: usize, table: usize, B: i32, T: i32, C: i32, NH: i32, r0: i32, r1: i32): void {
-  const C3 = 3 * C;
-  const hs = C / NH;
+export function rope_backward(dinp: usize, dout: usize, table: usize, B: i32, T: i32, stride: i32, heads: i32, hs: i32, r0: i32, r1: i32): void {
   const half = hs >> 1;
+  const rot = heads * hs;
   const x2o = el(half);
   for (let r = r0; r < r1; r++) {
     const t = r % T;
     const cs = table + el(t * hs);
     const sn = cs + el(half);
-    const dy = dout + el(r * C3);
-    const dx = dinp + el(r * C3);
-    for (let h = 0; h < 2 * NH; h++) {
+    const dy = dout + el(r * stride);
+    const dx = dinp + el(r * stride);
+    for (let h = 0; h < heads; h++) {
       const g = dy + el(h * hs);
       const d = dx + el(h * hs);
       let i = 0;
@@ -105,11 +105,12 @@ export function rope_backward(dinp: usize, dout: usize, table: usize, B: i32, T:
         store<f32>(d + x2o + el(i), load<f32>(d + x2o + el(i)) + (g2 * c - g1 * s));
       }
     }
-    // v: dinp += dout
-    const dv = dx + el(2 * C);
-    const gv = dy + el(2 * C);
+    // the pass-through part: dinp += dout
+    const n = stride - rot;
+    const dp = dx + el(rot);
+    const gp = dy + el(rot);
     let i = 0;
-    for (; i + 4 <= C; i += 4) v128.store(dv + el(i), f32x4.add(v128.load(dv + el(i)), v128.load(gv + el(i))));
-    for (; i < C; i++) store<f32>(dv + el(i), load<f32>(dv + el(i)) + load<f32>(gv + el(i)));
+    for (; i + 4 <= n; i += 4) v128.store(dp + el(i), f32x4.add(v128.load(dp + el(i)), v128.load(gp + el(i))));
+    for (; i < n; i++) store<f32>(dp + el(i), load<f32>(dp + el(i)) + load<f32>(gp + el(i)));
   }
 }

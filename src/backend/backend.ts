@@ -135,6 +135,17 @@ export interface Backend {
   // ---- embedding -----------------------------------------------------------
 
   /** out (B,T,C) = wte[tokens[b,t]] + wpe[t]; tokens (B,T) indices; wte (V,C); wpe (maxT,C) or 0. */
+  /**
+   * Causal grouped-query self-attention over separate q, k, v buffers (LLaMA / BitNet families):
+   * q (B,T,·) has rows of `qs` elements holding NH query heads of `hs` at the start of each row;
+   * k and v have rows of `kvs` elements holding NKV key/value heads (NH % NKV == 0); query head h
+   * attends with kv head floor(h / (NH/NKV)) (Hugging Face's `repeat_kv`). out (B,T,NH·hs);
+   * preatt, att (B,NH,T,T) as in `attentionForward`. Scores are scaled by 1/sqrt(hs).
+   * `attentionForward` is the case k = inp + C, v = inp + 2C, qs = kvs = 3C, NKV = NH, same bits.
+   */
+  groupedAttentionForward(out: Ptr, preatt: Ptr, att: Ptr, q: Ptr, k: Ptr, v: Ptr, B: number, T: number, NH: number, NKV: number, hs: number, qs: number, kvs: number): void;
+  /** Accumulates into dq (rows of qs), dk and dv (rows of kvs). dpreatt, datt (B,NH,T,T) are scratch, overwritten. */
+  groupedAttentionBackward(dq: Ptr, dk: Ptr, dv: Ptr, dpreatt: Ptr, datt: Ptr, dout: Ptr, q: Ptr, k: Ptr, v: Ptr, att: Ptr, B: number, T: number, NH: number, NKV: number, hs: number, qs: number, kvs: number): void;
   embeddingForward(out: Ptr, tokens: Ptr, wte: Ptr, wpe: Ptr, B: number, T: number, C: number): void;
   /** Scatter-add: dwte[tokens[b,t]] += dout[b,t]; dwpe[t] += dout[b,t] (dwpe may be 0). */
   embeddingBackward(dwte: Ptr, dwpe: Ptr, dout: Ptr, tokens: Ptr, B: number, T: number, C: number): void;
@@ -237,6 +248,15 @@ export interface Backend {
   // ---- QAT: quantisation-aware training (src/qat/README.md; kernels assembly/qat.ts) ----------
   //
   // `blend` carries progressive quantisation and quantisation noise: element i (flat index in the
+  /**
+   * RoPE on the first `heads` heads of every row: inp, out (B,T,·) rows of `stride` elements;
+   * heads of `hs` (even) at the start of each row rotate as in `ropeForward`, the rest of the row
+   * (`stride - heads·hs` elements) is copied. A separate q or k tensor (B,T,H·hs) is stride H·hs,
+   * heads H; `ropeForward` is stride 3C, heads 2·NH. Out of place, or in place with `out = inp`.
+   */
+  ropeHeadsForward(out: Ptr, inp: Ptr, table: Ptr, B: number, T: number, stride: number, heads: number, hs: number): void;
+  /** Accumulates into dinp: the inverse rotation of dout's rotated heads, the rest unchanged. dinp must not overlap dout. */
+  ropeHeadsBackward(dinp: Ptr, dout: Ptr, table: Ptr, B: number, T: number, stride: number, heads: number, hs: number): void;
   // tensor) gets lambda_i = blend.lambda where the noise mask `hash(seed, i) >>> 8 < floor(p·2^24)`
   // is on (every element for p >= 1), 0 elsewhere. W (N,K) and its `scales` / `group` as above.
 

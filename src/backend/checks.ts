@@ -155,6 +155,40 @@ export function checkAttentionBackward(m: M, dinp: Ptr, dpreatt: Ptr, datt: Ptr,
   checkSpan(m, k, 'att', att, B * NH * T * T, '(B,NH,T,T)');
 }
 
+function checkGroupedDims(m: M, k: string, B: number, T: number, NH: number, NKV: number, hs: number, qs: number, kvs: number): void {
+  checkDim(m, k, 'B', B); checkDim(m, k, 'T', T); checkDim(m, k, 'NH', NH); checkDim(m, k, 'NKV', NKV); checkDim(m, k, 'hs', hs);
+  if (NH % NKV !== 0) throw new BackendError(`${m.name} backend ${k}: NH = ${NH} query heads do not split into NKV = ${NKV} key/value groups evenly`);
+  if (!(Number.isInteger(qs) && qs >= NH * hs)) throw new BackendError(`${m.name} backend ${k}: q row stride qs = ${qs} is shorter than NH·hs = ${NH * hs}`);
+  if (!(Number.isInteger(kvs) && kvs >= NKV * hs)) throw new BackendError(`${m.name} backend ${k}: k/v row stride kvs = ${kvs} is shorter than NKV·hs = ${NKV * hs}`);
+}
+
+/** Span of a (B,T,·) buffer of `stride` whose rows use their first `width` elements. */
+function rowsSpan(B: number, T: number, stride: number, width: number): number {
+  return (B * T - 1) * stride + width;
+}
+
+export function checkGroupedAttentionForward(m: M, out: Ptr, preatt: Ptr, att: Ptr, q: Ptr, kp: Ptr, v: Ptr, B: number, T: number, NH: number, NKV: number, hs: number, qs: number, kvs: number): void {
+  const k = 'groupedAttentionForward';
+  checkGroupedDims(m, k, B, T, NH, NKV, hs, qs, kvs);
+  checkSpan(m, k, 'out', out, B * T * NH * hs, '(B,T,NH*hs)');
+  checkSpan(m, k, 'q', q, rowsSpan(B, T, qs, NH * hs), '(B,T,qs)');
+  checkSpan(m, k, 'k', kp, rowsSpan(B, T, kvs, NKV * hs), '(B,T,kvs)'); checkSpan(m, k, 'v', v, rowsSpan(B, T, kvs, NKV * hs), '(B,T,kvs)');
+  checkSpan(m, k, 'preatt', preatt, B * NH * T * T, '(B,NH,T,T)'); checkSpan(m, k, 'att', att, B * NH * T * T, '(B,NH,T,T)');
+}
+
+export function checkGroupedAttentionBackward(m: M, dq: Ptr, dk: Ptr, dv: Ptr, dpreatt: Ptr, datt: Ptr, dout: Ptr, q: Ptr, kp: Ptr, v: Ptr, att: Ptr, B: number, T: number, NH: number, NKV: number, hs: number, qs: number, kvs: number): void {
+  const k = 'groupedAttentionBackward';
+  checkGroupedDims(m, k, B, T, NH, NKV, hs, qs, kvs);
+  const qn = rowsSpan(B, T, qs, NH * hs);
+  const kvn = rowsSpan(B, T, kvs, NKV * hs);
+  checkSpan(m, k, 'q', q, qn, '(B,T,qs)'); checkSpan(m, k, 'dq', dq, qn, '(B,T,qs)');
+  checkSpan(m, k, 'k', kp, kvn, '(B,T,kvs)'); checkSpan(m, k, 'dk', dk, kvn, '(B,T,kvs)');
+  checkSpan(m, k, 'v', v, kvn, '(B,T,kvs)'); checkSpan(m, k, 'dv', dv, kvn, '(B,T,kvs)');
+  checkSpan(m, k, 'dout', dout, B * T * NH * hs, '(B,T,NH*hs)');
+  checkSpan(m, k, 'dpreatt', dpreatt, B * NH * T * T, '(B,NH,T,T)'); checkSpan(m, k, 'datt', datt, B * NH * T * T, '(B,NH,T,T)');
+  checkSpan(m, k, 'att', att, B * NH * T * T, '(B,NH,T,T)');
+}
+
 /**
  * embeddingForward/Backward: x is out or dout (B,T,C), table is wte or dwte, pos is wpe or dwpe.
  * The interface does not pass V, so token ids are checked against the rows of the table that
@@ -225,6 +259,30 @@ export function checkRopeBackward(m: M, dinp: Ptr, dout: Ptr, table: Ptr, B: num
   const k = 'ropeBackward';
   checkRopeShapes(m, k, 'dinp', dinp, 'dout', dout, table, B, T, C, NH);
   if (overlaps(dinp, dout, B * T * 3 * C)) {
+    throw new BackendError(`${m.name} backend ${k}: dinp = ${dinp} and dout = ${dout} overlap; the backward accumulates into dinp, so pass a separate gradient buffer`);
+  }
+}
+
+function checkRopeHeadsShapes(m: M, k: string, aName: string, a: Ptr, bName: string, b: Ptr, table: Ptr, B: number, T: number, stride: number, heads: number, hs: number): void {
+  checkDim(m, k, 'B', B); checkDim(m, k, 'T', T); checkDim(m, k, 'stride', stride); checkDim(m, k, 'heads', heads); checkDim(m, k, 'hs', hs);
+  checkRopeHead(m, k, hs, 'hs');
+  if (heads * hs > stride) throw new BackendError(`${m.name} backend ${k}: heads·hs = ${heads * hs} exceeds the row stride ${stride}`);
+  checkSpan(m, k, aName, a, B * T * stride, '(B,T,stride)'); checkSpan(m, k, bName, b, B * T * stride, '(B,T,stride)');
+  checkSpan(m, k, 'table', table, T * hs, '(T,hs)');
+}
+
+export function checkRopeHeadsForward(m: M, out: Ptr, inp: Ptr, table: Ptr, B: number, T: number, stride: number, heads: number, hs: number): void {
+  const k = 'ropeHeadsForward';
+  checkRopeHeadsShapes(m, k, 'out', out, 'inp', inp, table, B, T, stride, heads, hs);
+  if (out !== inp && overlaps(out, inp, B * T * stride)) {
+    throw new BackendError(`${m.name} backend ${k}: out = ${out} and inp = ${inp} partly overlap; pass out = inp (in place) or disjoint buffers`);
+  }
+}
+
+export function checkRopeHeadsBackward(m: M, dinp: Ptr, dout: Ptr, table: Ptr, B: number, T: number, stride: number, heads: number, hs: number): void {
+  const k = 'ropeHeadsBackward';
+  checkRopeHeadsShapes(m, k, 'dinp', dinp, 'dout', dout, table, B, T, stride, heads, hs);
+  if (overlaps(dinp, dout, B * T * stride)) {
     throw new BackendError(`${m.name} backend ${k}: dinp = ${dinp} and dout = ${dout} overlap; the backward accumulates into dinp, so pass a separate gradient buffer`);
   }
 }

@@ -1,8 +1,8 @@
 /**
  * The `bitnet-train` commands, as a function of argv and output streams (tests call it in
  * process; `main.ts` is the executable). Returns the exit status: 0 done, 1 the run failed
- * (bad data, a checkpoint that does not fit, a NaN streak), 2 bad command-line input, 130 a
- * training interrupted (Ctrl-C) after saving a checkpoint.
+ * (bad data, a checkpoint that does not fit, a NaN streak), 2 bad command-line input, 130 / 143 /
+ * 129 a training stopped by SIGINT (Ctrl-C) / SIGTERM / SIGHUP after saving a checkpoint.
  */
 import { getDefaultFileSystem } from '../runtime/fs.js';
 import type { FileSystem } from '../runtime/fs-types.js';
@@ -23,8 +23,9 @@ export interface CliIO {
   /** Print stack traces of errors (BITNET_DEBUG=1). */
   debug?: boolean;
   /**
-   * Route the host's interrupt (Ctrl-C) to a training while it runs: `signal` aborts on the first
-   * one; `release()` restores the host's default handling. Without it a training cannot be
+   * Route the host's stop signals (Ctrl-C, SIGTERM, SIGHUP) to a training while it runs: `signal`
+   * aborts on the first one, with the signal's name as its `reason` (the exit status is 130, 143
+   * or 129); `release()` restores the host's default handling. Without it a training cannot be
    * interrupted gracefully (the host's default applies).
    */
   catchInterrupt?: () => { signal: AbortSignal; release(): void };

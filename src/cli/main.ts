@@ -17,19 +17,39 @@ function packageCorpusPath(): string | undefined {
   }
 }
 
-/** While a training runs: the first Ctrl-C stops it after the current step with a checkpoint, a second quits at once. */
+/** The signals that stop a training gracefully, with the exit status of each (128 + its number). */
+const STOP_SIGNALS = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 } as const;
+type StopSignal = keyof typeof STOP_SIGNALS;
+
+/**
+ * While a training runs: the first SIGINT (Ctrl-C), SIGTERM (timeout, systemd, Docker,
+ * Kubernetes) or SIGHUP (the terminal closed) stops it after the current step with a checkpoint
+ * (`signal.reason` is the signal's name); a second one quits at once.
+ */
 function catchInterrupt(): { signal: AbortSignal; release(): void } {
   const controller = new AbortController();
-  const onSigint = (): void => {
-    if (controller.signal.aborted) {
-      process.stderr.write('\nbitnet-train: interrupted again; quitting without saving the current step\n');
-      process.exit(130);
-    }
-    process.stderr.write('\nbitnet-train: interrupt: finishing the current step and saving a checkpoint (Ctrl-C again to quit at once)\n');
-    controller.abort();
-  };
-  process.on('SIGINT', onSigint);
-  return { signal: controller.signal, release: () => void process.off('SIGINT', onSigint) };
+  const handlers = (Object.keys(STOP_SIGNALS) as StopSignal[]).map((name) => {
+    const handler = (): void => {
+      if (controller.signal.aborted) {
+        process.stderr.write(`\nbitnet-train: ${name} again; quitting without saving the current step\n`);
+        process.exit(STOP_SIGNALS[name]);
+      }
+      const again = name === 'SIGINT' ? 'Ctrl-C' : name;
+      process.stderr.write(`\nbitnet-train: ${name === 'SIGINT' ? 'interrupt' : name}: finishing the current step and saving a checkpoint (${again} again to quit at once)\n`);
+      controller.abort(name);
+    };
+    process.on(name, handler);
+    return [name, handler] as const;
+  });
+  return { signal: controller.signal, release: () => handlers.forEach(([name, h]) => void process.off(name, h)) };
+}
+
+// After SIGHUP the terminal is gone: writing progress to it fails with EIO/EPIPE, which must not
+// crash the run before it saves (the checkpoint and the log file are what matter then).
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE' && err.code !== 'EIO') throw err;
+  });
 }
 
 const status = await runCli(process.argv.slice(2), {

@@ -60,7 +60,10 @@ export class ProgressReporter {
     this.secondsPerStep = Number.isFinite(this.secondsPerStep) ? 0.9 * this.secondsPerStep + 0.1 * i.seconds : i.seconds;
     if (!Number.isFinite(this.rate)) this.rate = i.tokens / i.seconds;
     this.eta = (this.iters - i.step) * this.secondsPerStep;
-    if (i.skipped) this.warn(`step ${i.step}: loss is ${i.loss}; update skipped (${i.nanStreak} in a row)`);
+    if (i.skipped) {
+      const why = i.skipReason === 'gradient' ? `gradient norm is ${i.gradNorm}` : i.skipReason === 'overflow' ? 'the update would overflow the weights' : `loss is ${i.loss}`;
+      this.warn(`step ${i.step}: ${why}; update skipped (${i.nanStreak} in a row)`);
+    }
     if (this.tty && (this.now() - this.lastDraw > 100 || i.step === this.iters)) this.drawBar();
   }
 

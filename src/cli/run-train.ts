@@ -13,6 +13,15 @@ import { UsageError } from './args.js';
 import type { CliIO } from './commands.js';
 import { ProgressReporter, formatDuration, formatRate } from './progress.js';
 
+/** Exit status of a training stopped by each signal (128 + the signal's number, as a shell reports it). */
+const INTERRUPT_STATUS = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 } as const;
+
+/** Which signal aborted `signal` (its `reason`, as `catchInterrupt` sets it); SIGINT for any other abort. */
+function interruptSignal(signal: AbortSignal | undefined): keyof typeof INTERRUPT_STATUS {
+  const r: unknown = signal?.reason;
+  return r === 'SIGTERM' || r === 'SIGHUP' ? r : 'SIGINT';
+}
+
 /** Read and check a `--config` file (errors are usage errors naming the file). */
 export async function readConfigFile(fs: FileSystem, path: string): Promise<Partial<RunConfig>> {
   let text: string;
@@ -88,6 +97,7 @@ export async function runTrainingCommand(io: CliIO, fs: FileSystem, layers: { ba
         out(formatSensitivityTable(e.sensitivity).split('\n').slice(0, 2 + Math.max(3, e.projections.length)).join('\n'));
         out(`mixed precision: ${e.projections.length === 0 ? 'no projection passed the threshold; all stay ternary' : `keeping ${e.projections.join(', ')} in ${e.precision}`}`);
       },
+      onSummary: (t) => (reporter ? reporter.line(t) : io.stdout.write(t + '\n')),
       onSampleText: (t) => {
         if (!sampleStarted) {
           reporter!.line('--- sample ---');
@@ -101,9 +111,10 @@ export async function runTrainingCommand(io: CliIO, fs: FileSystem, layers: { ba
   }
   if (r.stopReason === 'interrupted') {
     const saved = r.checkpoint ? `checkpoint: ${r.checkpoint}` : 'no checkpoint directory';
-    io.stdout.write(`interrupted at step ${r.step} of ${r.config.iters} | ${saved}\n`);
+    const by = interruptSignal(interrupt?.signal);
+    io.stdout.write(`${by === 'SIGINT' ? 'interrupted' : `stopped by ${by}`} at step ${r.step} of ${r.config.iters} | ${saved}\n`);
     if (r.checkpoint) io.stdout.write(`continue with: bitnet-train train --resume ${r.checkpoint}\n`);
-    return 130;
+    return INTERRUPT_STATUS[by];
   }
   if (sampleStarted) io.stdout.write('\n--------------\n');
   const stop = r.stopReason === 'early-stop' ? ` (early stop: no better val loss in ${r.config.patience} evaluations)` : '';

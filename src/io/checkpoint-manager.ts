@@ -147,7 +147,7 @@ export class CheckpointManager {
     const previousBest = this.keepBest ? await this.bestMetric() : null;
     const isBest = this.keepBest && typeof metric === 'number' && Number.isFinite(metric) && this.isBetter(metric, previousBest);
     const bestMetric = isBest ? (metric as number) : previousBest;
-    const files = encodeCheckpoint({ ...data, trainer: { ...data.trainer, bestMetric } });
+    const files = await encodeCheckpoint({ ...data, trainer: { ...data.trainer, bestMetric } });
     const step = data.trainer.step;
     const path = joinPath(this.root, `ckpt-${step}`);
     await writeCheckpointFiles(this.fs, path, files);

@@ -4,7 +4,11 @@
  *   <dir>/model.safetensors      weights (names chosen by the caller, HF LLaMA/BitNet style)
  *   <dir>/optimizer.safetensors  optimizer state (`<param>.exp_avg`, `<param>.exp_avg_sq`, ...)
  *   <dir>/trainer.json           format + version, step, config, RNG state, scheduler, metrics,
- *                                tokenizer, and the byte size of each tensor file
+ *                                tokenizer, and the byte size and CRC-32C of each tensor file
+ *
+ * Nothing non-finite is written or read: `encodeCheckpoint` refuses F32 tensors holding NaN or
+ * Inf (weights or optimizer state of a diverged run), and `loadCheckpoint` verifies every file's
+ * size and checksum and refuses non-finite tensors too, naming the file and the tensor.
  *
  * `saveCheckpoint` builds the new checkpoint in `<dir>.tmp` (each file written atomically), then
  * swaps it in: `<dir>` -> `<dir>.old`, `<dir>.tmp` -> `<dir>`, delete `<dir>.old`. A crash at any
@@ -17,6 +21,7 @@ import type { FileSystem } from '../runtime/fs.js';
 import { FileSystemError, joinPath } from '../runtime/fs.js';
 import type { RngState } from '../util/rng.js';
 import type { TokenizerJSON } from '../data/tokenizer.js';
+import { CHECKSUM_KIND, loadChecksum } from './checksum.js';
 import { type SafetensorsTensor, decodeSafetensors, encodeSafetensors } from './safetensors.js';
 
 export const CHECKPOINT_FORMAT = 'bitnet-training-checkpoint';
@@ -82,18 +87,52 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
 }
 
-/** Encode the three files in memory (no I/O), so bad input fails before anything is written. */
-export function encodeCheckpoint(data: CheckpointData): EncodedCheckpoint {
+/** Where the first non-finite value of F32 tensors is: `{ name, index, value, count }`, or undefined if all are finite. */
+export function findNonFinite(tensors: TensorMapInput): { name: string; index: number; value: number; count: number } | undefined {
+  const entries = tensors instanceof Map ? [...tensors] : Object.entries(tensors);
+  for (const [name, t] of entries) {
+    const d = t.data;
+    if (!(d instanceof Float32Array || d instanceof Float64Array)) continue;
+    let first = -1;
+    let count = 0;
+    for (let i = 0; i < d.length; i++) {
+      const x = d[i]!;
+      if (x - x !== 0) { // NaN and ±Inf (Inf - Inf is NaN); one compare per value
+        if (first < 0) first = i;
+        count++;
+      }
+    }
+    if (first >= 0) return { name, index: first, value: d[first]!, count };
+  }
+  return undefined;
+}
+
+/**
+ * Encode the three files in memory (no I/O), so bad input fails before anything is written:
+ * a non-finite F32 value in the model or optimizer state is a `CheckpointError` naming the tensor.
+ * trainer.json records each tensor file's size and CRC-32C.
+ */
+export async function encodeCheckpoint(data: CheckpointData): Promise<EncodedCheckpoint> {
   const t = data.trainer;
   if (!(Number.isSafeInteger(t.step) && t.step >= 0)) throw new CheckpointError(`saveCheckpoint: step must be a non-negative integer, got ${t.step}`);
   if (!Array.isArray(t.rng) || t.rng.length !== 4 || !t.rng.every((w) => Number.isInteger(w) && w >= 0 && w < 4294967296)) {
     throw new CheckpointError(`saveCheckpoint: rng must be the 4 u32 words of rng.state(), got ${JSON.stringify(t.rng)}`);
   }
+  for (const [file, tensors] of [[MODEL_FILE, data.model], [OPTIMIZER_FILE, data.optimizer]] as const) {
+    const bad = tensors && findNonFinite(tensors);
+    if (bad) {
+      throw new CheckpointError(
+        `saveCheckpoint: ${file} tensor ${bad.name} holds ${bad.count} non-finite value${bad.count === 1 ? '' : 's'} (${bad.value} at index ${bad.index}); ` +
+          'a checkpoint is never written with NaN or Inf (the run diverged: resume from an earlier checkpoint with a lower learning rate)',
+      );
+    }
+  }
   const files: EncodedCheckpoint = [];
   files.push([MODEL_FILE, encodeSafetensors(data.model, { format: 'pt', ...data.metadata })]);
   if (data.optimizer !== undefined) files.push([OPTIMIZER_FILE, encodeSafetensors(data.optimizer, { format: 'pt' })]);
-  const sizes: Record<string, { bytes: number }> = {};
-  for (const [name, bytes] of files) sizes[name] = { bytes: bytes.length };
+  const checksum = await loadChecksum();
+  const sizes: Record<string, { bytes: number; [CHECKSUM_KIND]: string }> = {};
+  for (const [name, bytes] of files) sizes[name] = { bytes: bytes.length, [CHECKSUM_KIND]: checksum(bytes) };
   const json = {
     format: CHECKPOINT_FORMAT,
     formatVersion: CHECKPOINT_FORMAT_VERSION,
@@ -138,7 +177,7 @@ export async function writeCheckpointFiles(fs: FileSystem, dir: string, files: E
  * the new one is complete. Never leaves a torn checkpoint, whatever point a crash strikes.
  */
 export async function saveCheckpoint(fs: FileSystem, dir: string, data: CheckpointData): Promise<void> {
-  await writeCheckpointFiles(fs, dir, encodeCheckpoint(data));
+  await writeCheckpointFiles(fs, dir, await encodeCheckpoint(data));
 }
 
 async function readOrExplain(fs: FileSystem, dir: string, name: string): Promise<Uint8Array> {
@@ -153,7 +192,7 @@ async function readOrExplain(fs: FileSystem, dir: string, name: string): Promise
 }
 
 /** Parse and check trainer.json. */
-function parseTrainerJson(dir: string, bytes: Uint8Array): { formatVersion: number; files: Record<string, number>; trainer: TrainerState } {
+function parseTrainerJson(dir: string, bytes: Uint8Array): { formatVersion: number; files: Record<string, { bytes: number; crc32c?: string }>; trainer: TrainerState } {
   const where = `checkpoint ${joinPath(dir, TRAINER_FILE)}`;
   let json: unknown;
   try {
@@ -177,21 +216,29 @@ function parseTrainerJson(dir: string, bytes: Uint8Array): { formatVersion: numb
     throw new CheckpointError(`${where}: "rng" must be 4 u32 words, not all zero, got ${JSON.stringify(rng)}`);
   }
   if (!isObject(json.config)) throw new CheckpointError(`${where}: "config" must be an object`);
-  if (!isObject(json.files) || !Object.values(json.files).every((f) => isObject(f) && Number.isSafeInteger(f.bytes))) {
-    throw new CheckpointError(`${where}: "files" must map each tensor file to { "bytes": N }`);
+  const validEntry = (f: unknown) => isObject(f) && Number.isSafeInteger(f.bytes) && (f[CHECKSUM_KIND] === undefined || (typeof f[CHECKSUM_KIND] === 'string' && /^[0-9a-f]{8}$/.test(f[CHECKSUM_KIND])));
+  if (!isObject(json.files) || !Object.values(json.files).every(validEntry)) {
+    throw new CheckpointError(`${where}: "files" must map each tensor file to { "bytes": N, "${CHECKSUM_KIND}": "8 hex digits" }`);
   }
-  const files: Record<string, number> = {};
-  for (const [name, f] of Object.entries(json.files)) files[name] = (f as { bytes: number }).bytes;
+  const files: Record<string, { bytes: number; crc32c?: string }> = {};
+  for (const [name, f] of Object.entries(json.files)) files[name] = f as { bytes: number; crc32c?: string }; // a checkpoint from before checksums has none
   if (!(MODEL_FILE in files)) throw new CheckpointError(`${where}: "files" does not list ${MODEL_FILE}`);
   const { format: _f, formatVersion: _v, files: _files, ...rest } = json;
   return { formatVersion: v as number, files, trainer: rest as unknown as TrainerState };
 }
 
+/** Options of `loadCheckpoint`. */
+export interface LoadCheckpointOptions {
+  /** Read optimizer.safetensors (default true); `sample` needs only the weights. */
+  optimizer?: boolean;
+}
+
 /**
  * Load and validate the checkpoint in `dir`: missing files, format and version, JSON errors,
- * file sizes against trainer.json, and every safetensors check. Errors name the file and the fix.
+ * file sizes and CRC-32C checksums against trainer.json, every safetensors check, and finite
+ * F32 values. Errors name the file and the fix.
  */
-export async function loadCheckpoint(fs: FileSystem, dir: string): Promise<LoadedCheckpoint> {
+export async function loadCheckpoint(fs: FileSystem, dir: string, options: LoadCheckpointOptions = {}): Promise<LoadedCheckpoint> {
   let readDir = dir;
   if (!(await fs.exists(dir))) {
     if (await fs.exists(joinPath(`${dir}.old`, TRAINER_FILE))) readDir = `${dir}.old`; // interrupted swap
@@ -207,16 +254,30 @@ export async function loadCheckpoint(fs: FileSystem, dir: string): Promise<Loade
   const meta = parseTrainerJson(readDir, await fs.readFile(joinPath(readDir, TRAINER_FILE)));
   const read = async (name: string) => {
     const bytes = await readOrExplain(fs, readDir, name);
-    if (bytes.length !== meta.files[name]) {
+    const where = `checkpoint ${joinPath(readDir, name)}`;
+    const recorded = meta.files[name]!;
+    if (bytes.length !== recorded.bytes) {
+      throw new CheckpointError(`${where} is ${bytes.length} bytes but ${TRAINER_FILE} recorded ${recorded.bytes} (file truncated or replaced)`);
+    }
+    const decoded = decodeSafetensors(bytes, { source: where }); // structural errors first: they say more
+    if (recorded.crc32c !== undefined) {
+      const actual = (await loadChecksum())(bytes);
+      if (actual !== recorded.crc32c) {
+        throw new CheckpointError(`${where} is corrupt: its CRC-32C is ${actual} but ${TRAINER_FILE} recorded ${recorded.crc32c} (the file changed after it was written; use another checkpoint)`);
+      }
+    }
+    const bad = findNonFinite(decoded.tensors);
+    if (bad) {
       throw new CheckpointError(
-        `checkpoint ${joinPath(readDir, name)} is ${bytes.length} bytes but ${TRAINER_FILE} recorded ${meta.files[name]} (file truncated or replaced)`,
+        `${where}: tensor ${bad.name} holds ${bad.count} non-finite value${bad.count === 1 ? '' : 's'} (${bad.value} at index ${bad.index}); ` +
+          'the run that wrote it had diverged: use an earlier checkpoint',
       );
     }
-    return decodeSafetensors(bytes, { source: `checkpoint ${joinPath(readDir, name)}` });
+    return decoded;
   };
   const model = await read(MODEL_FILE);
   const out: LoadedCheckpoint = { dir: readDir, formatVersion: meta.formatVersion, model: model.tensors, trainer: meta.trainer };
   if (model.metadata) out.modelMetadata = model.metadata;
-  if (OPTIMIZER_FILE in meta.files) out.optimizer = (await read(OPTIMIZER_FILE)).tensors;
+  if (OPTIMIZER_FILE in meta.files && options.optimizer !== false) out.optimizer = (await read(OPTIMIZER_FILE)).tensors;
   return out;
 }

@@ -10,3 +10,8 @@ export {
   BitLinear, bitLinearFactory, bitLinearLayerName, bitLinearNormName, checkKeepLists, projectionNames, resolveBitLinearOptions,
   type BitLinearOptions, type BitLinearScale, type ResolvedBitLinearOptions,
 } from './bitlinear.js';
+// LLaMA-family models (Hugging Face LlamaForCausalLM, BitNetForCausalLM) and the config.json mapping
+export { DecoderBlock, GatedMLP, GroupedQueryAttention, type DecoderBlockConfig, type NamedProjection } from './block.js';
+export { LlamaModel, bitnetDefaults, resolveLlamaConfig, type LlamaConfig, type LlamaFamily, type LlamaOutput, type ResolvedLlamaConfig } from './llama.js';
+export { createBitNet, latentFromTernary, type BitNetConfig } from './bitnet.js';
+export { HfConfigError, hfConfigOf, llamaConfigFromHf, type HfConfigOptions, type HfModelSpec, type HfQuantization } from './hf-config.js';

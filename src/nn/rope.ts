@@ -2,7 +2,7 @@
  * `RotaryEmbedding`: the model's RoPE cos/sin table (LLaMA convention, like Hugging Face's
  * `LlamaRotaryEmbedding`), one per model and shared by every layer's attention.
  */
-import { rope } from '../autograd/ops/rope.js';
+import { rope, ropeHeads } from '../autograd/ops/rope.js';
 import type { Heap } from '../tensor/heap.js';
 import { Tensor } from '../tensor/tensor.js';
 
@@ -62,5 +62,10 @@ export class RotaryEmbedding {
   /** qkv (B, T, 3C) → the same with q and k rotated by positions 0..T-1 (see the `rope` op). */
   forward(qkv: Tensor, heads: number): Tensor {
     return rope(qkv, heads, this.table);
+  }
+
+  /** x (B, T, H·headSize), a separate q or k → every head rotated by positions 0..T-1 (see `ropeHeads`). */
+  rotate(x: Tensor): Tensor {
+    return ropeHeads(x, this.table);
   }
 }

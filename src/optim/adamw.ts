@@ -3,7 +3,9 @@
  *
  * One step is: `sumSquares` over the whole gradient block (the global grad norm), `clipScale`
  * (when clipping), then two fused `adamwStep` calls — the weight-decayed range and the rest —
- * with the clip factor read by the kernel from backend memory. Nothing is read back to the host.
+ * with the clip factor read by the kernel from backend memory. Before the update the non-finite
+ * guard (./update-guard.ts) reads back three sums of squares (gradients, weights, m: one
+ * `readSync` of 3 floats) and refuses a step that would write NaN/Inf; `step()` says which.
  *
  * The order of a training step:
  *
@@ -13,6 +15,7 @@
  */
 import type { Ptr } from '../backend/backend.js';
 import type { ParameterSet } from '../tensor/parameters.js';
+import { type StepOutcome, adamwGuard } from './update-guard.js';
 
 /** AdamW hyperparameters. `lr` and `weightDecay` may be changed between steps (schedules). */
 export interface AdamWOptions {
@@ -51,7 +54,7 @@ export class AdamW {
   stepCount = 0;
   private readonly m: Ptr;
   private readonly v: Ptr;
-  /** scratch[0] = sum of squared grads, scratch[1] = clip factor. */
+  /** scratch[0] = sum of squared grads, scratch[1] = clip factor, scratch[2..3] = sums of squared weights and m (the guard). */
   private readonly scratch: Ptr;
 
   /** Allocates the m and v blocks (zeroed); call before the first forward (static memory). */
@@ -67,13 +70,13 @@ export class AdamW {
     const n = params.blockSize;
     this.m = heap.allocStatic(n, 'adamw.m');
     this.v = heap.allocStatic(n, 'adamw.v');
-    this.scratch = heap.allocStatic(2, 'adamw.scratch');
+    this.scratch = heap.allocStatic(4, 'adamw.scratch');
     const be = heap.backend;
     if (n > 0) {
       be.fill(this.m, n, 0);
       be.fill(this.v, n, 0);
     }
-    be.fill(this.scratch, 2, 0);
+    be.fill(this.scratch, 4, 0);
   }
 
   /** Zero every gradient (one `fill` over the gradient block). */
@@ -81,14 +84,26 @@ export class AdamW {
     this.params.zeroGrad();
   }
 
-  /** Apply one update from the accumulated gradients. */
-  step(): void {
+  /**
+   * Apply one update from the accumulated gradients, unless it would write a NaN or Inf (a
+   * non-finite gradient, or weights overflowing f32): then nothing changes (weights, m, v, the
+   * step count) and the outcome says why.
+   */
+  step(): StepOutcome {
     this.validate();
     const p = this.params;
     const be = p.heap.backend;
     const n = p.blockSize;
-    this.stepCount++;
     be.sumSquares(this.scratch, p.gradOffset, n);
+    be.sumSquares(this.scratch + 2, p.paramOffset, n);
+    be.sumSquares(this.scratch + 3, this.m, n);
+    const sums = be.readSync(this.scratch, 4);
+    const outcome = adamwGuard(
+      { grad: Math.sqrt(sums[0]!), param: Math.sqrt(sums[2]!), state: Math.sqrt(sums[3]!) },
+      { lr: this.lr, beta1: this.beta1, eps: this.eps, weightDecay: this.weightDecay, step: this.stepCount + 1, clip: this.clipNorm },
+    );
+    if (!outcome.applied) return outcome;
+    this.stepCount++;
     let gradScale: Ptr = 0;
     if (this.clipNorm > 0) {
       be.clipScale(this.scratch + 1, this.scratch, this.clipNorm);
@@ -100,6 +115,7 @@ export class AdamW {
       const s = range.start;
       be.adamwStep(p.paramOffset + s, p.gradOffset + s, this.m + s, this.v + s, range.length, { ...hp, weightDecay }, gradScale);
     }
+    return outcome;
   }
 
   /** The global gradient norm (before clipping) seen by the last `step()`. Reads one value back. */

@@ -13,10 +13,13 @@
  * backend's `sumSquares` + `clipScale` (the same rule as AdamW) and is read back with one
  * `readSync` of a single float, because `scale` takes the factor as a host number; a backend
  * without synchronous reads (WebGPU) would need a fused kernel. The step overwrites the
- * gradient block (it is zeroed before the next step anyway).
+ * gradient block (it is zeroed before the next step anyway). Before the update the non-finite
+ * guard (./update-guard.ts) reads the sums of squares of gradients, weights and momentum and
+ * refuses a step that would write NaN/Inf.
  */
 import type { Ptr } from '../backend/backend.js';
 import type { ParameterSet } from '../tensor/parameters.js';
+import { type StepOutcome, sgdGuard } from './update-guard.js';
 
 /** SGD hyperparameters. `lr` and `weightDecay` may be changed between steps (schedules). */
 export interface SGDOptions {
@@ -57,7 +60,7 @@ export class SGD {
   stepCount = 0;
   /** The momentum buffer block (0 without momentum). */
   private readonly buf: Ptr;
-  /** scratch[0] = sum of squared grads, scratch[1] = clip factor. */
+  /** scratch[0] = sum of squared grads, scratch[1] = clip factor, scratch[2..3] = sums of squared weights and momentum (the guard). */
   private readonly scratch: Ptr;
 
   /** Allocates the momentum block (when momentum > 0); call before the first forward (static memory). */
@@ -76,9 +79,9 @@ export class SGD {
     const heap = params.heap;
     const n = params.blockSize;
     this.buf = this.momentum > 0 ? heap.allocStatic(n, 'sgd.momentum') : 0;
-    this.scratch = heap.allocStatic(2, 'sgd.scratch');
+    this.scratch = heap.allocStatic(4, 'sgd.scratch');
     if (this.buf && n > 0) heap.backend.fill(this.buf, n, 0);
-    heap.backend.fill(this.scratch, 2, 0);
+    heap.backend.fill(this.scratch, 4, 0);
   }
 
   /** Zero every gradient (one `fill` over the gradient block). */
@@ -86,13 +89,25 @@ export class SGD {
     this.params.zeroGrad();
   }
 
-  /** Apply one update from the accumulated gradients. */
-  step(): void {
+  /**
+   * Apply one update from the accumulated gradients, unless it would write a NaN or Inf: then
+   * nothing changes (weights, momentum, the step count) and the outcome says why.
+   */
+  step(): StepOutcome {
     this.validate();
     const p = this.params;
     const be = p.heap.backend;
     const n = p.blockSize;
     be.sumSquares(this.scratch, p.gradOffset, n);
+    be.sumSquares(this.scratch + 2, p.paramOffset, n);
+    if (this.buf) be.sumSquares(this.scratch + 3, this.buf, n);
+    else be.fill(this.scratch + 3, 1, 0);
+    const sums = be.readSync(this.scratch, 4);
+    const outcome = sgdGuard(
+      { grad: Math.sqrt(sums[0]!), param: Math.sqrt(sums[2]!), state: Math.sqrt(sums[3]!) },
+      { lr: this.lr, momentum: this.momentum, dampening: this.dampening, nesterov: this.nesterov, weightDecay: this.weightDecay, clip: this.clipNorm, first: this.stepCount === 0 },
+    );
+    if (!outcome.applied) return outcome;
     let clip = 1;
     if (this.clipNorm > 0) {
       be.clipScale(this.scratch + 1, this.scratch, this.clipNorm);
@@ -121,6 +136,7 @@ export class SGD {
       }
       be.axpy(param, -this.lr, update, len);
     }
+    return outcome;
   }
 
   /** The global gradient norm (before clipping) seen by the last `step()`. Reads one value back. */

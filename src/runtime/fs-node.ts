@@ -100,10 +100,29 @@ export class NodeFileSystem implements FileSystem {
   }
 
   async mkdirp(path: string): Promise<void> {
-    try {
-      await this.fs.mkdir(path, { recursive: true });
-    } catch (err) {
-      throw wrap('mkdirp', path, err);
+    // Level by level, not mkdir({ recursive: true }): on procfs, where mkdir answers ENOENT for
+    // a parent that exists, Node's recursive mkdir retries forever. Bounded by the path's depth.
+    const missing: string[] = [];
+    for (let p = path; ; p = dirname(p)) {
+      try {
+        if (!(await this.fs.stat(p)).isDirectory()) throw new FileSystemError('mkdirp', path, 'ENOTDIR', `${p} is a file`);
+        break;
+      } catch (err) {
+        if (err instanceof FileSystemError) throw err;
+        if ((err as { code?: string }).code !== 'ENOENT') throw wrap('mkdirp', path, err);
+      }
+      missing.push(p);
+      if (dirname(p) === p) break;
+    }
+    for (const dir of missing.reverse()) {
+      try {
+        await this.fs.mkdir(dir);
+      } catch (err) {
+        const code = (err as { code?: string }).code;
+        if (code === 'EEXIST' && (await this.fs.stat(dir).catch(() => undefined))?.isDirectory()) continue; // made by someone else meanwhile
+        if (code === 'ENOENT') throw new FileSystemError('mkdirp', path, 'ENOENT', `${dirname(dir)} exists but does not accept a new directory ${dir}`);
+        throw wrap('mkdirp', path, err);
+      }
     }
   }
 

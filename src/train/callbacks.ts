@@ -10,8 +10,12 @@ export interface StepInfo {
   loss: number;
   lr: number;
   weightDecay: number;
-  /** True when the loss was not finite and the update was not applied. */
+  /** True when the update was not applied: a non-finite loss, or the optimizer's guard refused it (see `skipReason`). */
   skipped: boolean;
+  /** Why a skipped step was skipped: a non-finite loss, a non-finite gradient, or an update that would overflow the weights. */
+  skipReason?: 'loss' | 'gradient' | 'overflow';
+  /** The global gradient norm before clipping (NaN when a non-finite loss skipped the step before it was computed). */
+  gradNorm?: number;
   /** Non-finite losses in a row, this one included (0 after a good step). */
   nanStreak: number;
   /** Tokens this step trained on (B · T · gradAccum). */

@@ -308,7 +308,11 @@ export function validatePartialConfig(input: unknown, source: string): Partial<R
       throw new Error(`${source}: unknown option "${rawKey}"${near ? ` (did you mean "${near}"?)` : ''}`);
     }
     if (v === undefined) continue;
-    if (!isValidValue(spec, v)) throw new Error(`${source}: ${key}: expected ${describeType(spec)}, got ${JSON.stringify(v)}`);
+    if (!isValidValue(spec, v)) {
+      // JSON.parse turns 1e400 into Infinity, which JSON.stringify would print as null
+      const got = typeof v === 'number' && !Number.isFinite(v) ? `${v}, not a finite number (beyond a double's range)` : JSON.stringify(v);
+      throw new Error(`${source}: ${key}: expected ${describeType(spec)}, got ${got}`);
+    }
     out[key] = v;
   }
   return out as Partial<RunConfig>;

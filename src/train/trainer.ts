@@ -4,7 +4,9 @@
  *   for each step:  lr, wd = schedule(step)
  *                   zeroGrad
  *                   gradAccum x { sample batch (seeded Rng) → forward → read loss → backward (loss / gradAccum) → arena reset }
- *                   loss finite ? optimizer.step() (global-norm clip inside) : skip, count the streak
+ *                   loss finite ? optimizer.step() (global-norm clip, non-finite guard inside) : skip
+ *                   a skipped update (non-finite loss, gradient, or an update that would overflow) counts the streak
+ *                   a turn of the host's event loop when a signal is given (so an abort is seen after this step)
  *                   every logEvery: onLog;  every evalEvery: evaluate;  every saveEvery: checkpoint
  *
  * An `extension` (QAT, distillation: ./extension.ts) wraps each step: `beforeStep` before it, its
@@ -12,8 +14,10 @@
  * the step's time), `beforeEval` before evaluations, and its `state()` in every checkpoint.
  *
  * Reading values back: the loss of each micro-batch is read synchronously (one float) before the
- * update, because a NaN/Inf loss must stop the update from being applied; callbacks and file I/O
- * are awaited once per log, eval or save interval (DESIGN.md decision 8).
+ * update, because a NaN/Inf loss must stop the update from being applied, and so are the
+ * optimizer guard's three sums of squares; callbacks and file I/O are awaited once per log, eval
+ * or save interval (DESIGN.md decision 8). Nothing non-finite reaches the weights, so nothing
+ * non-finite is saved (checkpoint.ts refuses it too).
  *
  * Determinism: the data Rng, the optimizer state, the step, the NaN streak and the early-stopping
  * counters are saved in every checkpoint; the schedule is a function of the step; evaluation uses
@@ -101,7 +105,7 @@ export interface TrainResult {
   /** The evaluation at the last step (undefined when training stopped at `untilStep` or was interrupted). */
   lastEval?: EvalInfo;
   bestValLoss: number | null;
-  /** The last checkpoint written, if any. */
+  /** The last checkpoint written (or resumed from), if any: always one with finite weights and state. */
   checkpoint?: string;
   /** Wall time of this `train()` call, evaluation and saving included. */
   trainSeconds: number;
@@ -134,6 +138,10 @@ export class Trainer {
   private lastEval: EvalInfo | undefined;
   private lastCheckpoint: string | undefined;
   private lastSavedStep = -1;
+  /** Why the last update was skipped, for the NaN-streak message. */
+  private lastSkip: { reason: 'loss' | 'gradient' | 'overflow'; detail: string } | undefined;
+  /** An evaluation (and save) that an interrupt skipped at this step, done first when training continues. */
+  private pendingEval = false;
   private evalBatches: Record<Split, Batch[]> | undefined;
   private readonly manager: CheckpointManager | undefined;
   private readonly batch: Batch;
@@ -186,7 +194,16 @@ export class Trainer {
     let intervalSteps = 0;
     let stopReason: StopReason = 'completed';
     const ext = o.extension;
-    while (this.step < end) {
+    const saveDueAt = (s: number) => this.manager !== undefined && saveEvery > 0 && s % saveEvery === 0 && s < o.iters;
+    const evalDueAt = (s: number) => (evalEvery > 0 && s % evalEvery === 0) || saveDueAt(s);
+    if (this.pendingEval) {
+      // resumed from an interrupt at an eval/save step: do what the uninterrupted run did there
+      this.pendingEval = false;
+      if (await this.evaluateAndTrack()) stopReason = 'early-stop';
+      if (saveDueAt(this.step)) await this.save();
+    }
+    if (opts.signal?.aborted && this.step < end) stopReason = 'interrupted'; // before the first step: stop at once
+    while (this.step < end && stopReason === 'completed') {
       const t0 = now();
       await ext?.beforeStep?.(this.step);
       const info = this.trainStep();
@@ -198,23 +215,26 @@ export class Trainer {
       intervalSteps++;
       o.onStep?.(info);
       if (info.skipped && this.nanStreak >= (o.maxNanSteps ?? 5)) throw this.nanStreakError(info);
+      // a signal (Ctrl-C, SIGTERM) is an event of the host's loop: give it one turn per step
+      if (opts.signal) await yieldToHost();
       const s = this.step;
-      if (s % logEvery === 0 || s === end) {
+      const interrupted = opts.signal?.aborted === true && s < end;
+      if (s % logEvery === 0 || s === end || interrupted) {
         const perStep = intervalSeconds / intervalSteps;
         await o.onLog?.({ step: s, loss: info.loss, lr: info.lr, tokensPerSecond: tokensPerStep / perStep, etaSeconds: (o.iters - s) * perStep });
         intervalSeconds = 0;
         intervalSteps = 0;
       }
-      const saveDue = this.manager !== undefined && saveEvery > 0 && s % saveEvery === 0 && s < o.iters;
-      if ((evalEvery > 0 && s % evalEvery === 0) || saveDue) {
-        if (await this.evaluateAndTrack()) stopReason = 'early-stop';
-      }
-      if (saveDue) await this.save();
-      if (stopReason === 'early-stop') break;
-      if (opts.signal?.aborted && this.step < end) {
+      if (interrupted) {
+        // stop after this step: its evaluation (if due) runs first when the run is resumed
+        this.pendingEval = evalDueAt(s);
         stopReason = 'interrupted';
         break;
       }
+      if (evalDueAt(s)) {
+        if (await this.evaluateAndTrack()) stopReason = 'early-stop';
+      }
+      if (saveDueAt(s)) await this.save();
     }
     if (this.step < o.iters && stopReason === 'completed') stopReason = 'until';
     if (stopReason === 'interrupted') {
@@ -259,18 +279,28 @@ export class Trainer {
       }
     }
     const loss = K > 1 ? lossSum / K : lossSum;
-    const skipped = !Number.isFinite(loss);
-    if (skipped) this.nanStreak++;
+    let gradNorm = NaN;
+    if (!Number.isFinite(loss)) this.lastSkip = { reason: 'loss', detail: `the loss was ${loss}` };
     else {
-      opt.step();
-      if (ext?.afterUpdate) {
-        ext.afterUpdate(this.step);
-        this.heap.resetArena();
+      const outcome = opt.step(); // refuses an update that would write NaN/Inf (update-guard.ts)
+      gradNorm = outcome.gradNorm;
+      if (outcome.applied) {
+        this.lastSkip = undefined;
+        if (ext?.afterUpdate) {
+          ext.afterUpdate(this.step);
+          this.heap.resetArena();
+        }
+      } else {
+        this.lastSkip = { reason: outcome.reason, detail: `the loss was ${loss} but ${outcome.detail}` };
       }
-      this.nanStreak = 0;
     }
+    const skipped = this.lastSkip !== undefined;
+    this.nanStreak = skipped ? this.nanStreak + 1 : 0;
     this.step++;
-    return { step: this.step, loss, lr, weightDecay, skipped, nanStreak: this.nanStreak, tokens: B * T * K, seconds: (now() - t0) / 1000 };
+    return {
+      step: this.step, loss, lr, weightDecay, skipped, nanStreak: this.nanStreak, tokens: B * T * K, seconds: (now() - t0) / 1000,
+      gradNorm, ...(skipped ? { skipReason: this.lastSkip!.reason } : {}),
+    };
   }
 
   /** Mean train and val loss over the fixed evaluation batches, without recording gradients. */
@@ -318,6 +348,7 @@ export class Trainer {
           bestValLoss: this.bestVal,
           evalsSinceBest: this.evalsSinceBest,
           seed: this.seed,
+          ...(this.pendingEval ? { pendingEval: true } : {}),
           ...(this.options.extension?.state ? { extension: this.options.extension.state() } : {}),
         },
       },
@@ -335,7 +366,7 @@ export class Trainer {
   restore(ckpt: LoadedCheckpoint): void {
     const source = `checkpoint ${ckpt.dir}`;
     const t = ckpt.trainer;
-    const extra = (t.extra ?? {}) as { optimizer?: OptimizerMeta; nanStreak?: number; bestValLoss?: number | null; evalsSinceBest?: number; seed?: number; extension?: JsonObject };
+    const extra = (t.extra ?? {}) as { optimizer?: OptimizerMeta; nanStreak?: number; bestValLoss?: number | null; evalsSinceBest?: number; seed?: number; pendingEval?: boolean; extension?: JsonObject };
     if (!ckpt.optimizer || !extra.optimizer) throw new Error(`${source} has no optimizer state (a weights-only export); training cannot resume from it`);
     if (t.step > this.options.iters) throw new Error(`${source} is at step ${t.step}, past iters ${this.options.iters}; raise iters to continue`);
     if (extra.seed !== undefined && extra.seed !== this.seed) throw new Error(`${source} was trained with seed ${extra.seed}, this run has seed ${this.seed}; use the same seed to resume`);
@@ -347,6 +378,7 @@ export class Trainer {
     this.nanStreak = extra.nanStreak ?? 0;
     this.bestVal = extra.bestValLoss ?? null;
     this.evalsSinceBest = extra.evalsSinceBest ?? 0;
+    this.pendingEval = extra.pendingEval === true;
     this.lastEval = undefined;
     this.lastCheckpoint = ckpt.dir;
     this.lastSavedStep = t.step;
@@ -385,13 +417,32 @@ export class Trainer {
 
   private nanStreakError(info: StepInfo): TrainingError {
     const first = info.step - this.nanStreak + 1;
-    const kept = this.lastCheckpoint ? `the last checkpoint, ${this.lastCheckpoint}, is intact` : 'no checkpoint was written';
+    const kept = this.lastCheckpoint ? `the last checkpoint, ${this.lastCheckpoint}, is intact (its weights and state are finite)` : 'no checkpoint was written';
+    const what = this.lastSkip?.reason === 'loss' || this.lastSkip === undefined
+      ? `the loss was ${info.loss} (not finite) for ${this.nanStreak} steps in a row`
+      : `${this.nanStreak} updates in a row could not be applied (at step ${info.step} ${this.lastSkip.detail})`;
     return new TrainingError(
-      `training stopped at step ${info.step}: the loss was ${info.loss} (not finite) for ${this.nanStreak} steps in a row ` +
-        `(steps ${first}-${info.step}; those updates were skipped); ${kept}. ` +
+      `training stopped at step ${info.step}: ${what} (steps ${first}-${info.step}; those updates were skipped); ${kept}. ` +
         'Lower the learning rate (--lr), turn on gradient clipping (--clip 1) or check the data.',
     );
   }
+}
+
+/** One turn of the host's event loop (signals, worker messages): setImmediate, else a MessageChannel, else a timer. */
+function yieldToHost(): Promise<void> {
+  const g = globalThis as { setImmediate?: (f: () => void) => unknown };
+  if (typeof g.setImmediate === 'function') return new Promise((resolve) => void g.setImmediate!(resolve));
+  if (typeof MessageChannel === 'function') {
+    return new Promise((resolve) => {
+      const ch = new MessageChannel();
+      ch.port1.onmessage = () => {
+        ch.port1.close();
+        resolve();
+      };
+      ch.port2.postMessage(0);
+    });
+  }
+  return new Promise((resolve) => setTimeout(resolve, 0));
 }
 
 function positiveInt(name: string, v: unknown): void {

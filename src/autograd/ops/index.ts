@@ -4,8 +4,8 @@ export { layerNorm, rmsNorm } from './norm.js';
 export { gelu, silu, relu2 } from './activation.js';
 export { add, mul, scale } from './elementwise.js';
 export { sum, mean } from './reduce.js';
-export { attention } from './attention.js';
-export { rope } from './rope.js';
+export { attention, groupedAttention } from './attention.js';
+export { rope, ropeHeads } from './rope.js';
 export { embedding } from './embedding.js';
 export { crossEntropy } from './loss.js';
 // BitNet b1.58

@@ -35,3 +35,28 @@ export function rope(qkv: Tensor, heads: number, table: Tensor): Tensor {
   recordOp(op, [qkv], out, () => be.ropeBackward(heap.gradOf(qkv), out.gradPtr, table.offset, B, T, C, heads));
   return out;
 }
+
+/**
+ * Rotate every head of x (B, T, H·hs) by its position 0..T-1 (LLaMA / HF `rotate_half`
+ * layout, as `rope`), hs = `table.shape[1]`: the q or the k of grouped-query attention, which
+ * have different head counts. Out of place; backward: the inverse rotation of the gradient.
+ *
+ * @example
+ * const qr = ropeHeads(q, rotary.table); // q (B, T, NH·hs)
+ */
+export function ropeHeads(x: Tensor, table: Tensor): Tensor {
+  const op = 'ropeHeads';
+  const heap = checkArgs(op, { x, table });
+  assertArg(x.rank === 3, op, `x must be (B, T, H·hs), got ${formatShape(x.shape)}`);
+  assertArg(table.rank === 2, op, `table ${formatShape(table.shape)} must be (maxT, hs)`);
+  const [B, T, W] = x.shape as [number, number, number];
+  const hs = table.shape[1]!;
+  assertArg(W % hs === 0, op, `x ${formatShape(x.shape)}: last dim ${W} is not a whole number of heads of ${hs} (the table's head size)`);
+  assertArg(T <= table.shape[0]!, op, `x ${formatShape(x.shape)} has T = ${T} positions but table ${formatShape(table.shape)} holds only ${table.shape[0]}; shorten the sequence or build a longer table`);
+  assertArg(!table.requiresGrad, op, `table ${table.describe()} requires grad, but the cos/sin table is a constant and gets no gradient`);
+  const be = heap.backend;
+  const out = heap.empty([B, T, W]);
+  be.ropeHeadsForward(out.offset, x.offset, table.offset, B, T, W, W / hs, hs);
+  recordOp(op, [x], out, () => be.ropeHeadsBackward(heap.gradOf(x), out.gradPtr, table.offset, B, T, W, W / hs, hs));
+  return out;
+}

@@ -1,24 +1,28 @@
-// Reference causal multi-head self-attention, forward and backward (llm.c layout).
-// inp, dinp (B,T,3C) hold q,k,v side by side per token; out, dout (B,T,C);
-// preatt, att, dpreatt, datt (B,NH,T,T); head size hs = C/NH; scores scaled by 1/sqrt(hs).
+// Reference causal self-attention with grouped-query heads, forward and backward.
+// q, dq: (B,T,·) rows of qs elements, NH query heads of hs at the start of each row;
+// k, v, dk, dv: rows of kvs elements, NKV key/value heads (NH % NKV == 0); query head h reads
+// kv head floor(h / (NH/NKV)) (Hugging Face's repeat_kv). out, dout (B,T,NH*hs);
+// preatt, att, dpreatt, datt (B,NH,T,T); scores scaled by 1/sqrt(hs).
+// The GPT's fused qkv (B,T,3C) is q = qkv, k = qkv + C, v = qkv + 2C, qs = kvs = 3C, NKV = NH.
 import type { Floats, Ptr } from '../backend.js';
 
-export function attentionForward(mem: Floats, out: Ptr, preatt: Ptr, att: Ptr, inp: Ptr, B: number, T: number, C: number, NH: number): void {
-  const C3 = 3 * C;
-  const hs = C / NH;
+export function attentionForward(mem: Floats, out: Ptr, preatt: Ptr, att: Ptr, q: Ptr, k: Ptr, v: Ptr, B: number, T: number, NH: number, NKV: number, hs: number, qs: number, kvs: number): void {
+  const C = NH * hs;
+  const G = NH / NKV;
   const scale = 1 / Math.sqrt(hs);
   for (let b = 0; b < B; b++) {
     for (let t = 0; t < T; t++) {
       for (let h = 0; h < NH; h++) {
-        const q = inp + b * T * C3 + t * C3 + h * hs;
+        const kvo = Math.floor(h / G) * hs;
+        const qt = q + b * T * qs + t * qs + h * hs;
         const pre = preatt + b * NH * T * T + h * T * T + t * T;
         const a = att + b * NH * T * T + h * T * T + t * T;
         // pass 1: scores q.k for t2 <= t, and their max
         let max = -Infinity;
         for (let t2 = 0; t2 <= t; t2++) {
-          const k = inp + b * T * C3 + t2 * C3 + h * hs + C;
+          const kt = k + b * T * kvs + t2 * kvs + kvo;
           let dot = 0;
-          for (let i = 0; i < hs; i++) dot += mem[q + i] * mem[k + i];
+          for (let i = 0; i < hs; i++) dot += mem[qt + i] * mem[kt + i];
           dot *= scale;
           mem[pre + t2] = dot;
           if (mem[pre + t2] > max) max = mem[pre + t2];
@@ -35,7 +39,7 @@ export function attentionForward(mem: Floats, out: Ptr, preatt: Ptr, att: Ptr, i
         const o = out + b * T * C + t * C + h * hs;
         for (let i = 0; i < hs; i++) {
           let acc = 0;
-          for (let t2 = 0; t2 <= t; t2++) acc += mem[a + t2] * mem[inp + b * T * C3 + t2 * C3 + h * hs + 2 * C + i];
+          for (let t2 = 0; t2 <= t; t2++) acc += mem[a + t2] * mem[v + b * T * kvs + t2 * kvs + kvo + i];
           mem[o + i] = acc;
         }
       }
@@ -43,28 +47,29 @@ export function attentionForward(mem: Floats, out: Ptr, preatt: Ptr, att: Ptr, i
   }
 }
 
-export function attentionBackward(mem: Floats, dinp: Ptr, dpreatt: Ptr, datt: Ptr, dout: Ptr, inp: Ptr, att: Ptr, B: number, T: number, C: number, NH: number): void {
-  const C3 = 3 * C;
-  const hs = C / NH;
+export function attentionBackward(mem: Floats, dq: Ptr, dk: Ptr, dv: Ptr, dpreatt: Ptr, datt: Ptr, dout: Ptr, q: Ptr, k: Ptr, v: Ptr, att: Ptr, B: number, T: number, NH: number, NKV: number, hs: number, qs: number, kvs: number): void {
+  const C = NH * hs;
+  const G = NH / NKV;
   const scale = 1 / Math.sqrt(hs);
   for (let b = 0; b < B; b++) {
     for (let t = 0; t < T; t++) {
       for (let h = 0; h < NH; h++) {
+        const kvo = Math.floor(h / G) * hs;
         const row = b * NH * T * T + h * T * T + t * T;
         const a = att + row;
         const da = datt + row;
         const dpre = dpreatt + row;
-        const q = inp + b * T * C3 + t * C3 + h * hs;
-        const dq = dinp + b * T * C3 + t * C3 + h * hs;
+        const qt = q + b * T * qs + t * qs + h * hs;
+        const dqt = dq + b * T * qs + t * qs + h * hs;
         const dy = dout + b * T * C + t * C + h * hs;
         // in the forward pass: out[i] = sum_t2 att[t2] * v[t2][i]
         for (let t2 = 0; t2 <= t; t2++) {
-          const v = inp + b * T * C3 + t2 * C3 + h * hs + 2 * C;
-          const dv = dinp + b * T * C3 + t2 * C3 + h * hs + 2 * C;
+          const vt = v + b * T * kvs + t2 * kvs + kvo;
+          const dvt = dv + b * T * kvs + t2 * kvs + kvo;
           let d = 0;
           for (let i = 0; i < hs; i++) {
-            d += mem[v + i] * mem[dy + i];
-            mem[dv + i] += mem[a + t2] * mem[dy + i];
+            d += mem[vt + i] * mem[dy + i];
+            mem[dvt + i] += mem[a + t2] * mem[dy + i];
           }
           mem[da + t2] = d;
         }
@@ -76,11 +81,11 @@ export function attentionBackward(mem: Floats, dinp: Ptr, dpreatt: Ptr, datt: Pt
         }
         // in the forward pass: preatt[t2] = scale * q . k[t2]
         for (let t2 = 0; t2 <= t; t2++) {
-          const k = inp + b * T * C3 + t2 * C3 + h * hs + C;
-          const dk = dinp + b * T * C3 + t2 * C3 + h * hs + C;
+          const kt = k + b * T * kvs + t2 * kvs + kvo;
+          const dkt = dk + b * T * kvs + t2 * kvs + kvo;
           for (let i = 0; i < hs; i++) {
-            mem[dq + i] += mem[k + i] * mem[dpre + t2] * scale;
-            mem[dk + i] += mem[q + i] * mem[dpre + t2] * scale;
+            mem[dqt + i] += mem[kt + i] * mem[dpre + t2] * scale;
+            mem[dkt + i] += mem[qt + i] * mem[dpre + t2] * scale;
           }
         }
       }

@@ -228,12 +228,22 @@ export class JsBackend implements Backend {
 
   attentionForward(out: Ptr, preatt: Ptr, att: Ptr, inp: Ptr, B: number, T: number, C: number, NH: number): void {
     check.checkAttentionForward(this, out, preatt, att, inp, B, T, C, NH);
-    attn.attentionForward(this.mem, out, preatt, att, inp, B, T, C, NH);
+    attn.attentionForward(this.mem, out, preatt, att, inp, inp + C, inp + 2 * C, B, T, NH, NH, C / NH, 3 * C, 3 * C);
   }
 
   attentionBackward(dinp: Ptr, dpreatt: Ptr, datt: Ptr, dout: Ptr, inp: Ptr, att: Ptr, B: number, T: number, C: number, NH: number): void {
     check.checkAttentionBackward(this, dinp, dpreatt, datt, dout, inp, att, B, T, C, NH);
-    attn.attentionBackward(this.mem, dinp, dpreatt, datt, dout, inp, att, B, T, C, NH);
+    attn.attentionBackward(this.mem, dinp, dinp + C, dinp + 2 * C, dpreatt, datt, dout, inp, inp + C, inp + 2 * C, att, B, T, NH, NH, C / NH, 3 * C, 3 * C);
+  }
+
+  groupedAttentionForward(out: Ptr, preatt: Ptr, att: Ptr, q: Ptr, k: Ptr, v: Ptr, B: number, T: number, NH: number, NKV: number, hs: number, qs: number, kvs: number): void {
+    check.checkGroupedAttentionForward(this, out, preatt, att, q, k, v, B, T, NH, NKV, hs, qs, kvs);
+    attn.attentionForward(this.mem, out, preatt, att, q, k, v, B, T, NH, NKV, hs, qs, kvs);
+  }
+
+  groupedAttentionBackward(dq: Ptr, dk: Ptr, dv: Ptr, dpreatt: Ptr, datt: Ptr, dout: Ptr, q: Ptr, k: Ptr, v: Ptr, att: Ptr, B: number, T: number, NH: number, NKV: number, hs: number, qs: number, kvs: number): void {
+    check.checkGroupedAttentionBackward(this, dq, dk, dv, dpreatt, datt, dout, q, k, v, att, B, T, NH, NKV, hs, qs, kvs);
+    attn.attentionBackward(this.mem, dq, dk, dv, dpreatt, datt, dout, q, k, v, att, B, T, NH, NKV, hs, qs, kvs);
   }
 
   // ---- embedding -----------------------------------------------------------
@@ -354,12 +364,22 @@ export class JsBackend implements Backend {
 
   ropeForward(out: Ptr, inp: Ptr, table: Ptr, B: number, T: number, C: number, NH: number): void {
     check.checkRopeForward(this, out, inp, table, B, T, C, NH);
-    rope.ropeForward(this.mem, out, inp, table, B, T, C, NH);
+    rope.ropeForward(this.mem, out, inp, table, B, T, 3 * C, 2 * NH, C / NH);
   }
 
   ropeBackward(dinp: Ptr, dout: Ptr, table: Ptr, B: number, T: number, C: number, NH: number): void {
     check.checkRopeBackward(this, dinp, dout, table, B, T, C, NH);
-    rope.ropeBackward(this.mem, dinp, dout, table, B, T, C, NH);
+    rope.ropeBackward(this.mem, dinp, dout, table, B, T, 3 * C, 2 * NH, C / NH);
+  }
+
+  ropeHeadsForward(out: Ptr, inp: Ptr, table: Ptr, B: number, T: number, stride: number, heads: number, hs: number): void {
+    check.checkRopeHeadsForward(this, out, inp, table, B, T, stride, heads, hs);
+    rope.ropeForward(this.mem, out, inp, table, B, T, stride, heads, hs);
+  }
+
+  ropeHeadsBackward(dinp: Ptr, dout: Ptr, table: Ptr, B: number, T: number, stride: number, heads: number, hs: number): void {
+    check.checkRopeHeadsBackward(this, dinp, dout, table, B, T, stride, heads, hs);
+    rope.ropeBackward(this.mem, dinp, dout, table, B, T, stride, heads, hs);
   }
 
   // ---- QAT: quantisation-aware training (src/qat/README.md) ----------------------------------

@@ -1,7 +1,8 @@
 // Reference rotary position embedding (RoPE), LLaMA convention (Hugging Face `rotate_half`):
 // inside each head of size hs, element i pairs with i + hs/2 and the pair turns by t·θ_i,
 // θ_i = theta^(-2i/hs). table (maxT, hs): row t = cos(t θ_i) for i < hs/2, then sin(t θ_i).
-// inp, out, dinp, dout (B,T,3C): q, k, v per token; q and k (2·NH heads) rotate, v passes.
+// inp, out, dinp, dout: (B,T,·) rows of `stride` elements; the first `heads` heads of hs rotate,
+// the rest of the row passes (the GPT's fused qkv: stride 3C, heads 2·NH; a q or k tensor: stride H·hs).
 import type { Floats, Ptr } from '../backend.js';
 
 export function ropeTable(mem: Floats, table: Ptr, T: number, hs: number, theta: number): void {
@@ -17,15 +18,13 @@ export function ropeTable(mem: Floats, table: Ptr, T: number, hs: number, theta:
 }
 
 // out may equal inp (in place): each pair is read before it is written
-export function ropeForward(mem: Floats, out: Ptr, inp: Ptr, table: Ptr, B: number, T: number, C: number, NH: number): void {
-  const C3 = 3 * C;
-  const hs = C / NH;
+export function ropeForward(mem: Floats, out: Ptr, inp: Ptr, table: Ptr, B: number, T: number, stride: number, heads: number, hs: number): void {
   const half = hs / 2;
   for (let r = 0; r < B * T; r++) {
     const cs = table + (r % T) * hs;
-    for (let h = 0; h < 2 * NH; h++) {
-      const x = inp + r * C3 + h * hs;
-      const y = out + r * C3 + h * hs;
+    for (let h = 0; h < heads; h++) {
+      const x = inp + r * stride + h * hs;
+      const y = out + r * stride + h * hs;
       for (let i = 0; i < half; i++) {
         const c = mem[cs + i];
         const s = mem[cs + half + i];
@@ -35,21 +34,19 @@ export function ropeForward(mem: Floats, out: Ptr, inp: Ptr, table: Ptr, B: numb
         mem[y + half + i] = x2 * c + x1 * s;
       }
     }
-    for (let i = 2 * C; i < C3; i++) mem[out + r * C3 + i] = mem[inp + r * C3 + i];
+    for (let i = heads * hs; i < stride; i++) mem[out + r * stride + i] = mem[inp + r * stride + i];
   }
 }
 
-// in the forward pass: y1 = x1 c - x2 s, y2 = x2 c + x1 s, v copied;
-// so dx1 += dy1 c + dy2 s, dx2 += dy2 c - dy1 s (rotation by -angle), dv += dy_v
-export function ropeBackward(mem: Floats, dinp: Ptr, dout: Ptr, table: Ptr, B: number, T: number, C: number, NH: number): void {
-  const C3 = 3 * C;
-  const hs = C / NH;
+// in the forward pass: y1 = x1 c - x2 s, y2 = x2 c + x1 s, the rest copied;
+// so dx1 += dy1 c + dy2 s, dx2 += dy2 c - dy1 s (rotation by -angle), dx += dy elsewhere
+export function ropeBackward(mem: Floats, dinp: Ptr, dout: Ptr, table: Ptr, B: number, T: number, stride: number, heads: number, hs: number): void {
   const half = hs / 2;
   for (let r = 0; r < B * T; r++) {
     const cs = table + (r % T) * hs;
-    for (let h = 0; h < 2 * NH; h++) {
-      const g = dout + r * C3 + h * hs;
-      const d = dinp + r * C3 + h * hs;
+    for (let h = 0; h < heads; h++) {
+      const g = dout + r * stride + h * hs;
+      const d = dinp + r * stride + h * hs;
       for (let i = 0; i < half; i++) {
         const c = mem[cs + i];
         const s = mem[cs + half + i];
@@ -59,6 +56,6 @@ export function ropeBackward(mem: Floats, dinp: Ptr, dout: Ptr, table: Ptr, B: n
         mem[d + half + i] += g2 * c - g1 * s;
       }
     }
-    for (let i = 2 * C; i < C3; i++) mem[dinp + r * C3 + i] += mem[dout + r * C3 + i];
+    for (let i = heads * hs; i < stride; i++) mem[dinp + r * stride + i] += mem[dout + r * stride + i];
   }
 }

@@ -146,12 +146,23 @@ export class WasmBackend extends WasmKernelHost implements Backend {
 
   attentionForward(out: Ptr, preatt: Ptr, att: Ptr, inp: Ptr, B: number, T: number, C: number, NH: number): void {
     check.checkAttentionForward(this, out, preatt, att, inp, B, T, C, NH);
-    this.run('attention_forward', B * NH * T, [out * 4, preatt * 4, att * 4, inp * 4, B, T, C, NH], B * T * T * C);
+    this.run('attention_forward', B * NH * T, [out * 4, preatt * 4, att * 4, inp * 4, (inp + C) * 4, (inp + 2 * C) * 4, B, T, NH, NH, C / NH, 3 * C, 3 * C], B * T * T * C);
   }
 
   attentionBackward(dinp: Ptr, dpreatt: Ptr, datt: Ptr, dout: Ptr, inp: Ptr, att: Ptr, B: number, T: number, C: number, NH: number): void {
     check.checkAttentionBackward(this, dinp, dpreatt, datt, dout, inp, att, B, T, C, NH);
-    this.run('attention_backward', B * NH, [dinp * 4, dpreatt * 4, datt * 4, dout * 4, inp * 4, att * 4, B, T, C, NH], 2 * B * T * T * C);
+    this.run('attention_backward', B * NH, [dinp * 4, (dinp + C) * 4, (dinp + 2 * C) * 4, dpreatt * 4, datt * 4, dout * 4, inp * 4, (inp + C) * 4, (inp + 2 * C) * 4, att * 4, B, T, NH, NH, C / NH, 3 * C, 3 * C], 2 * B * T * T * C);
+  }
+
+  groupedAttentionForward(out: Ptr, preatt: Ptr, att: Ptr, q: Ptr, k: Ptr, v: Ptr, B: number, T: number, NH: number, NKV: number, hs: number, qs: number, kvs: number): void {
+    check.checkGroupedAttentionForward(this, out, preatt, att, q, k, v, B, T, NH, NKV, hs, qs, kvs);
+    this.run('attention_forward', B * NH * T, [out * 4, preatt * 4, att * 4, q * 4, k * 4, v * 4, B, T, NH, NKV, hs, qs, kvs], B * T * T * NH * hs);
+  }
+
+  // split over the (B, NKV) kv groups: a group's query heads all feed its dk, dv
+  groupedAttentionBackward(dq: Ptr, dk: Ptr, dv: Ptr, dpreatt: Ptr, datt: Ptr, dout: Ptr, q: Ptr, k: Ptr, v: Ptr, att: Ptr, B: number, T: number, NH: number, NKV: number, hs: number, qs: number, kvs: number): void {
+    check.checkGroupedAttentionBackward(this, dq, dk, dv, dpreatt, datt, dout, q, k, v, att, B, T, NH, NKV, hs, qs, kvs);
+    this.run('attention_backward', B * NKV, [dq * 4, dk * 4, dv * 4, dpreatt * 4, datt * 4, dout * 4, q * 4, k * 4, v * 4, att * 4, B, T, NH, NKV, hs, qs, kvs], 2 * B * T * T * NH * hs);
   }
 
   // ---- embedding -----------------------------------------------------------
@@ -276,12 +287,22 @@ export class WasmBackend extends WasmKernelHost implements Backend {
 
   ropeForward(out: Ptr, inp: Ptr, table: Ptr, B: number, T: number, C: number, NH: number): void {
     check.checkRopeForward(this, out, inp, table, B, T, C, NH);
-    this.run('rope_forward', B * T, [out * 4, inp * 4, table * 4, B, T, C, NH], 3 * B * T * C);
+    this.run('rope_forward', B * T, [out * 4, inp * 4, table * 4, B, T, 3 * C, 2 * NH, C / NH], 3 * B * T * C);
   }
 
   ropeBackward(dinp: Ptr, dout: Ptr, table: Ptr, B: number, T: number, C: number, NH: number): void {
     check.checkRopeBackward(this, dinp, dout, table, B, T, C, NH);
-    this.run('rope_backward', B * T, [dinp * 4, dout * 4, table * 4, B, T, C, NH], 3 * B * T * C);
+    this.run('rope_backward', B * T, [dinp * 4, dout * 4, table * 4, B, T, 3 * C, 2 * NH, C / NH], 3 * B * T * C);
+  }
+
+  ropeHeadsForward(out: Ptr, inp: Ptr, table: Ptr, B: number, T: number, stride: number, heads: number, hs: number): void {
+    check.checkRopeHeadsForward(this, out, inp, table, B, T, stride, heads, hs);
+    this.run('rope_forward', B * T, [out * 4, inp * 4, table * 4, B, T, stride, heads, hs], B * T * stride);
+  }
+
+  ropeHeadsBackward(dinp: Ptr, dout: Ptr, table: Ptr, B: number, T: number, stride: number, heads: number, hs: number): void {
+    check.checkRopeHeadsBackward(this, dinp, dout, table, B, T, stride, heads, hs);
+    this.run('rope_backward', B * T, [dinp * 4, dout * 4, table * 4, B, T, stride, heads, hs], B * T * stride);
   }
 
   // ---- QAT: quantisation-aware training (src/qat/README.md; assembly/qat.ts) -------------------
