@@ -139,7 +139,7 @@ export function parseSampleArgs(argv: readonly string[]): { args: SampleArgs; he
   return { args: { ...SAMPLE_DEFAULTS, ...values } as SampleArgs, help };
 }
 
-const VALUE_NAME: Record<string, string> = { data: 'PATH', out: 'DIR', logFile: 'PATH', resume: 'DIR', ckpt: 'DIR', from: 'DIR', teacher: 'DIR', json: 'PATH', steByLayer: 'LAYER=STE,...' };
+const VALUE_NAME: Record<string, string> = { data: 'PATH', out: 'DIR', logFile: 'PATH', resume: 'DIR', ckpt: 'DIR', from: 'DIR', teacher: 'DIR', json: 'PATH', steByLayer: 'LAYER=STE,...', tensorboard: 'DIR' };
 
 /** Help lines of `flags`, with their defaults. */
 export function flagLines(flags: readonly FlagSpec[], defaults: Record<string, unknown>): string {
@@ -179,6 +179,7 @@ Usage:
   bitnet-train distill --teacher DIR [..] train a ternary student on a teacher's logits
   bitnet-train calibrate --ckpt DIR       static activation scales for a checkpoint
   bitnet-train analyze --ckpt DIR         per-layer quantisation sensitivity (ranked table + JSON)
+  bitnet-train report RUN_DIR [--out F]   the run's log as one self-contained HTML page (charts)
   bitnet-train <command> --help           the options of a command
 
 Examples:

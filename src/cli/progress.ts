@@ -37,6 +37,8 @@ export class ProgressReporter {
   private rate = NaN;
   private eta = NaN;
   private secondsPerStep = NaN;
+  /** The lowest val loss so far (NaN before the first evaluation). */
+  private bestVal = NaN;
 
   constructor(private readonly out: OutputStream, private readonly err: OutputStream, private readonly iters: number, private readonly now: () => number = () => Date.now()) {
     this.tty = out.isTTY === true;
@@ -70,10 +72,11 @@ export class ProgressReporter {
   onLog(i: LogInfo): void {
     this.rate = i.tokensPerSecond;
     if (this.tty) return;
-    this.out.write(`step ${String(i.step).padStart(String(this.iters).length)}/${this.iters} | loss ${fmtLoss(i.loss)} | lr ${i.lr.toExponential(2)} | ${formatRate(i.tokensPerSecond)} tok/s | ETA ${formatDuration(this.eta)}\n`);
+    this.out.write(`step ${String(i.step).padStart(String(this.iters).length)}/${this.iters} | loss ${fmtLoss(i.loss)} | lr ${i.lr.toExponential(2)} | ${formatRate(i.tokensPerSecond)} tok/s | ETA ${formatDuration(this.eta)}${this.bestText()}\n`);
   }
 
   onEval(i: EvalInfo): void {
+    if (Number.isFinite(i.valLoss) && !(i.valLoss >= this.bestVal)) this.bestVal = i.valLoss;
     this.line(`eval step ${i.step}: train loss ${fmtLoss(i.trainLoss)} | val loss ${fmtLoss(i.valLoss)} | val ppl ${i.perplexity.toFixed(2)}${i.best ? ' | best so far' : ''}`);
   }
 
@@ -89,6 +92,10 @@ export class ProgressReporter {
     }
   }
 
+  private bestText(): string {
+    return Number.isFinite(this.bestVal) ? ` | best val ${fmtLoss(this.bestVal)}` : '';
+  }
+
   private drawBar(): void {
     const i = this.lastStep;
     if (!i) return;
@@ -97,7 +104,7 @@ export class ProgressReporter {
     const width = 20;
     const filled = Math.round(frac * width);
     const bar = '#'.repeat(filled) + '.'.repeat(width - filled);
-    let text = `step ${i.step}/${this.iters} [${bar}] ${(frac * 100).toFixed(0)}% | loss ${fmtLoss(i.loss)} | ${formatRate(this.rate)} tok/s | ETA ${formatDuration(this.eta)}`;
+    let text = `step ${i.step}/${this.iters} [${bar}] ${(frac * 100).toFixed(0)}% | loss ${fmtLoss(i.loss)} | ${formatRate(this.rate)} tok/s | ETA ${formatDuration(this.eta)}${this.bestText()}`;
     const cols = this.out.columns ?? 0;
     if (cols > 10 && text.length >= cols) text = text.slice(0, cols - 1);
     this.out.write(`\r\x1b[K${text}`);

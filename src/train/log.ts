@@ -14,8 +14,15 @@
  *   {"event":"calibration","step":0,"method":"ema","batches":4,"layers":[{"name":"…qkv_proj","clip":4.2}, ...]}
  *   {"event":"mixed_precision","precision":"fp","projections":["…down_proj"],"sensitivity":{…}}   once, at the start
  *
+ * Monitoring (src/monitor) adds:
+ *
+ *   {"event":"config","step":0,"run":{…},"model":{…},"parameters":812160}     at the start of each (resumed) run
+ *   {"event":"profile","steps":20,"ops":[…],"kernels":[…],…}                   with --profile, once its window is done
+ *   {"event":"sample","step":1200,"prompt":"","text":"…"}                      the final sample
+ *
  * A non-finite number is written as null (JSON has no NaN).
  */
+import type { ProfileReport } from '../monitor/profiler.js';
 import type { ProjectionQuantStats, SensitivityReport } from '../qat/index.js';
 import type { FileSystem } from '../runtime/fs-types.js';
 import { dirname } from '../runtime/fs-types.js';
@@ -31,7 +38,13 @@ export interface QuantErrorEvent { event: 'quant_error'; step: number; layers: P
 export interface CalibrationEvent { event: 'calibration'; step: number; method: string; batches: number; layers: { name: string; clip: number }[] }
 /** Projections kept in another precision by --auto-mixed-precision, with the sensitivity report that chose them. */
 export interface MixedPrecisionEvent { event: 'mixed_precision'; precision: 'fp' | 'int8'; projections: string[]; sensitivity: SensitivityReport }
-export type RunEvent = StepEvent | EvalEvent | CheckpointEvent | DoneEvent | QuantErrorEvent | CalibrationEvent | MixedPrecisionEvent;
+/** The run's resolved config and model shape, written when it starts (the report's "run config"). */
+export interface ConfigEvent { event: 'config'; step: number; run: object; model: object; parameters: number }
+/** Where the measured steps went (`--profile`). */
+export interface ProfileEvent extends ProfileReport { event: 'profile' }
+/** The text sampled after training. */
+export interface SampleEvent { event: 'sample'; step: number; prompt: string; text: string }
+export type RunEvent = StepEvent | EvalEvent | CheckpointEvent | DoneEvent | QuantErrorEvent | CalibrationEvent | MixedPrecisionEvent | ConfigEvent | ProfileEvent | SampleEvent;
 
 /** One event as its JSON line (with the trailing newline). */
 export function formatEvent(e: RunEvent): string {

@@ -20,6 +20,10 @@ import { TextDataset } from '../data/dataset.js';
 import { type Tokenizer, tokenizerFromJSON } from '../data/tokenizer.js';
 import { type JsonObject, type LoadedCheckpoint, loadCheckpoint } from '../io/checkpoint.js';
 import { resolveCheckpointDir } from '../io/checkpoint-manager.js';
+import { StepProfiler, formatProfile } from '../monitor/profiler.js';
+import { writeRunReport } from '../monitor/report.js';
+import { TensorBoardWriter } from '../monitor/tensorboard.js';
+import { writeQuantError, writeRunConfig } from '../monitor/trainer-tensorboard.js';
 import { AdamW } from '../optim/adamw.js';
 import { SGD } from '../optim/sgd.js';
 import type { ScheduleConfig } from '../optim/schedule.js';
@@ -78,6 +82,8 @@ export interface RunHooks extends TrainerCallbacks {
   onCalibration?: (e: CalibrationEvent) => void | Promise<void>;
   /** The projections `--auto-mixed-precision` kept, once at the start. */
   onMixedPrecision?: (e: MixedPrecisionEvent) => void | Promise<void>;
+  /** Text to show when the run ends: the `--profile` table, where `--report` wrote the report. */
+  onSummary?: (text: string) => void;
 }
 
 /** Where the run reads and writes (defaults: the host file system, the current time for `runs/<timestamp>`). */
@@ -197,7 +203,9 @@ export async function runTraining(config: Partial<RunConfig> | Partial<RunConfig
   let backend: Backend | undefined;
   try {
     backend = await createBackend(cfg.backend, { threads: cfg.threads ?? (await defaultThreads()) });
-    const heap = new Heap(backend);
+    const profiler = cfg.profile ? new StepProfiler(cfg.profileSteps) : undefined;
+    const heap = new Heap(profiler ? profiler.wrapBackend(backend) : backend);
+    profiler?.attachTape(heap.tape);
     model.materialize(heap, new Rng(cfg.seed));
     if (from) importSourceWeights(model, from);
     const teacher = teacherSrc ? buildTeacher(heap, teacherSrc) : null;
@@ -207,9 +215,11 @@ export async function runTraining(config: Partial<RunConfig> | Partial<RunConfig
     const outDir = cfg.out ?? (ckpt ? dirname(ckpt.dir) : await defaultOutDir(fs, (env.now ?? (() => new Date()))()));
     const logFile = cfg.logFile ?? joinPath(outDir, 'log.jsonl');
     const log = new JsonLinesLog(fs, logFile);
+    const tb = cfg.tensorboard !== null ? await TensorBoardWriter.create(fs, cfg.tensorboard) : undefined;
     const qat = new QatTraining(model, cfg, dataset, teacher, {
       onQuantError: async (e) => {
         await log.write(e);
+        if (tb) await writeQuantError(tb, e, model.params);
         await hooks.onQuantError?.(e);
       },
       onCalibration: async (e) => {
@@ -239,7 +249,11 @@ export async function runTraining(config: Partial<RunConfig> | Partial<RunConfig
         maxNanSteps: cfg.maxNanSteps,
         config: record as unknown as JsonObject,
         extension: qat,
-        onStep: hooks.onStep,
+        tensorboard: tb,
+        onStep: profiler ? (i) => {
+          profiler.onStep(i);
+          hooks.onStep?.(i);
+        } : hooks.onStep,
         onLog: async (i) => {
           await log.write({ event: 'step', step: i.step, loss: i.loss, lr: i.lr, tokens_per_s: i.tokensPerSecond });
           await hooks.onLog?.(i);
@@ -278,7 +292,14 @@ export async function runTraining(config: Partial<RunConfig> | Partial<RunConfig
       await qat.initialCalibration();
     }
 
+    await log.write({ event: 'config', step: trainer.step, run: record.run, model: record.model, parameters: model.params.count });
+    if (tb) writeRunConfig(tb, record, trainer.step);
     const result = await trainer.train({ signal: env.signal });
+    if (profiler) {
+      const p = profiler.report();
+      await log.write({ event: 'profile', ...p });
+      hooks.onSummary?.(formatProfile(p));
+    }
 
     let sample = '';
     if (cfg.sampleTokens > 0 && result.stopReason !== 'interrupted') {
@@ -290,8 +311,11 @@ export async function runTraining(config: Partial<RunConfig> | Partial<RunConfig
         onToken: hooks.onSampleText ? (id) => hooks.onSampleText!(dataset.tokenizer.decode([id])) : undefined,
       });
       sample = dataset.tokenizer.decode(ids);
+      await log.write({ event: 'sample', step: result.step, prompt: cfg.prompt, text: sample });
     }
     await log.write({ event: 'done', step: result.step, val_loss: result.lastEval?.valLoss ?? null, train_seconds: result.trainSeconds, tokens_per_s: result.tokensPerSecond, ...(result.stopReason === 'interrupted' ? { stop_reason: 'interrupted' as const } : {}) });
+    await tb?.close();
+    if (cfg.report) hooks.onSummary?.(`report: ${await writeRunReport(fs, logFile, joinPath(outDir, 'report.html'))}`);
     return { ...result, config: cfg, outDir, logFile, sample };
   } finally {
     backend?.dispose();
