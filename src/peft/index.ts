@@ -1,0 +1,12 @@
+/**
+ * Parameter-efficient fine-tuning (DESIGN.md decision 11): each method a module over one core —
+ * config parsing with PEFT's names (./config.ts), target-module matching (./targets.ts), frozen
+ * bases (./frozen.ts), the adapted projection (./lora.ts), the model wrapper (./model.ts) and
+ * PEFT's file format (./format.ts).
+ */
+export * from './config.js';
+export * from './targets.js';
+export * from './frozen.js';
+export * from './lora.js';
+export * from './model.js';
+export * from './format.js';
