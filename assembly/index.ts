@@ -13,3 +13,4 @@ export * from './quant';
 export * from './ternary';
 export * from './rope';
 export * from './qat';
+export * from './peft';

@@ -14,48 +14,52 @@
  * from a per-step seed, not drawn from a stateful generator, or the recomputation would differ.
  */
 import type { Tensor } from '../tensor/tensor.js';
-import { assertArg, checkArgs, formatShape, recordOp } from './ops/common.js';
+import { assertArg, checkArgs, formatShape } from './ops/common.js';
 import { isGradEnabled } from './tape.js';
 
 /**
- * `fn(x)` with its activations recomputed in backward instead of kept. `params` are the
- * parameters and other tensors made outside `fn` that it reads (the op records only when `x` or
- * one of them requires grad; their gradients accumulate as without checkpointing); the output
- * has `x`'s shape unless `outShape` says otherwise.
+ * `fn(x)` with its activations recomputed in backward instead of kept. `inputs` are the
+ * activations made outside `fn` that it reads besides `x` (a prefix computed before the blocks):
+ * their gradients are allocated before the recomputation so they outlive it. Parameters need no
+ * mention. The output has `x`'s shape unless `outShape` says otherwise. When `fn` records
+ * nothing (no parameter it reads requires grad, nor `x`), its result is returned as computed.
  *
  * @example
- * for (const block of blocks) x = checkpoint((h) => block.forward(h), x, blockParams);
+ * for (const block of blocks) x = checkpoint((h) => block.forward(h), x);
  */
-export function checkpoint(fn: (x: Tensor) => Tensor, x: Tensor, params: readonly Tensor[], outShape: readonly number[] = x.shape): Tensor {
+export function checkpoint(fn: (x: Tensor) => Tensor, x: Tensor, inputs: readonly Tensor[] = [], outShape: readonly number[] = x.shape): Tensor {
   const op = 'checkpoint';
   const heap = checkArgs(op, { x });
-  if (!isGradEnabled() || !(x.requiresGrad || params.some((p) => p.requiresGrad))) return fn(x);
+  if (!isGradEnabled()) return fn(x);
   const out = heap.empty(outShape);
   const mark = heap.arenaMark();
   // the forward runs in grad mode, exactly as it will be recomputed (an op may differ under
   // noGrad: LoRA dropout applies only while recording); its tape entries are then dropped
   const tapeLength = heap.tape.length;
   const y = fn(x);
-  heap.tape.truncate(tapeLength);
   heap.check(y, op, 'fn(x)');
+  if (heap.tape.length === tapeLength) return y; // nothing to differentiate: keep y
+  heap.tape.truncate(tapeLength);
   assertArg(y.size === out.size && y.shape.length === out.shape.length && y.shape.every((d, i) => d === out.shape[i]), op,
     `fn(x) returned ${formatShape(y.shape)}, expected ${formatShape(out.shape)}; pass outShape`);
   heap.backend.copy(out.offset, y.offset, out.size);
   heap.releaseArenaTo(mark);
 
-  recordOp(op, [x, ...params], out, () => {
-    // the gradients of x and of activation inputs (a prefix computed outside the block) must
-    // outlive the recomputation: allocate them below the mark
-    for (const t of [x, ...params]) if (t.requiresGrad && t.kind === 'activation') heap.gradOf(t);
-    const recomputeMark = heap.arenaMark();
-    // backward() drained the tape before running this entry, so the recomputation records
-    // onto an empty tape: exactly fn's ops, which we run in reverse right here
-    const y2 = fn(x);
-    if (y2.requiresGrad) {
+  out.requiresGrad = true;
+  heap.tape.record({
+    name: op,
+    backward: () => {
+      if (out.gradPtr === 0) return;
+      // the gradients of x and of the other activation inputs must outlive the recomputation
+      for (const t of [x, ...inputs]) if (t.requiresGrad && t.kind === 'activation') heap.gradOf(t);
+      const recomputeMark = heap.arenaMark();
+      // backward() drained the tape before running this entry, so the recomputation records
+      // onto an empty tape: exactly fn's ops, which run in reverse right here
+      const y2 = fn(x);
       y2.gradPtr = out.gradPtr;
       for (const e of heap.tape.drainReversed()) e.backward();
-    } else heap.tape.clear();
-    heap.releaseArenaTo(recomputeMark);
+      heap.releaseArenaTo(recomputeMark);
+    },
   });
   return out;
 }

@@ -119,6 +119,10 @@ export interface Backend {
   siluForward(out: Ptr, inp: Ptr, n: number): void;
   /** `dinp += silu'(inp) * dout`. */
   siluBackward(dinp: Ptr, inp: Ptr, dout: Ptr, n: number): void;
+  /** tanh (the prefix-tuning MLP's activation, src/peft/prefix.ts). */
+  tanhForward(out: Ptr, inp: Ptr, n: number): void;
+  /** `dinp += (1 - out^2) * dout`, from the forward's output `out`. */
+  tanhBackward(dinp: Ptr, out: Ptr, dout: Ptr, n: number): void;
 
   // ---- attention ------------------------------------------------------------
 

@@ -13,12 +13,18 @@
  * the calling thread's wait for workers inside threaded kernels, and workers' idle time outside
  * threaded kernels (a worker is busy at most while a threaded kernel runs).
  *
- * Kernels run with grad off (evaluation, sampling) are not counted; a window of `steps` steps
- * after `skip` warm-up steps is measured.
+ * Only the inside of `Trainer.trainStep` is measured (the trainer's method is wrapped in place):
+ * evaluation, checkpoint saves and QAT hooks between steps are not counted, nor kernels run with
+ * grad off. A window of `steps` steps after `skip` warm-up steps is measured.
  */
 import type { Backend } from '../backend/backend.js';
 import { isGradEnabled, type Tape, type TapeEntry } from '../autograd/tape.js';
 import type { StepInfo } from '../train/callbacks.js';
+
+/** The part of a `Trainer` the profiler wraps. */
+export interface SteppingTrainer {
+  trainStep(): StepInfo;
+}
 
 /** Phase of a step a kernel ran in. */
 export type StepPhase = 'forward' | 'backward' | 'update';
@@ -65,7 +71,7 @@ interface WasmInternals {
 }
 
 export class StepProfiler {
-  private active: boolean;
+  private active = false;
   private measured = 0;
   private stepsSeen = 0;
   private fromStep = -1;
@@ -89,8 +95,6 @@ export class StepProfiler {
   /** Measure `steps` steps after `skip` warm-up steps (default 1). */
   constructor(readonly steps: number, readonly skip = 1) {
     if (!Number.isInteger(steps) || steps < 1) throw new Error(`profiler: steps must be a positive integer, got ${steps}`);
-    this.active = skip === 0;
-    this.lastRecord = now();
   }
 
   /** Whether the window is complete. */
@@ -167,18 +171,27 @@ export class StepProfiler {
     };
   }
 
-  /** Call after every training step (trainer `onStep`): opens and closes the window. */
-  onStep(info: StepInfo): void {
-    this.stepsSeen++;
-    if (this.active) {
-      this.measured++;
-      this.stepMs += info.seconds * 1000;
-      if (this.fromStep < 0) this.fromStep = info.step;
-      this.toStep = info.step;
-    }
-    this.active = this.stepsSeen >= this.skip && this.measured < this.steps;
-    this.phase = 'forward';
-    this.lastRecord = now();
+  /** Measure the window's calls of `trainer.trainStep()` (wrapped in place). */
+  attachTrainer(trainer: SteppingTrainer): void {
+    const step = trainer.trainStep.bind(trainer);
+    trainer.trainStep = (): StepInfo => {
+      this.active = this.stepsSeen >= this.skip && this.measured < this.steps;
+      this.stepsSeen++;
+      if (!this.active) return step();
+      this.phase = 'forward';
+      const t0 = now();
+      this.lastRecord = t0;
+      try {
+        const info = step();
+        this.measured++;
+        if (this.fromStep < 0) this.fromStep = info.step;
+        this.toStep = info.step;
+        return info;
+      } finally {
+        this.stepMs += now() - t0;
+        this.active = false;
+      }
+    };
   }
 
   /** The measurements so far. */

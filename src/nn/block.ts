@@ -39,6 +39,12 @@ export function makeNorm(params: ParameterSet, name: string, cfg: Pick<BlockConf
     : new LayerNorm(params, name, cfg.dim, { eps: cfg.normEps, bias: cfg.bias });
 }
 
+/** Learned key/value positions in front of the tokens (prefix tuning, src/peft/prefix.ts). */
+export interface KvPrefix {
+  /** RoPE (when given) and causal attention of the fused qkv (B, T, 3C) with the prefix keys and values first → (B, T, C). */
+  attend(qkv: Tensor, heads: number, rotary: RotaryEmbedding | null): Tensor;
+}
+
 /**
  * Causal multi-head self-attention: fused q/k/v projection (HF names kept), RoPE on q and k
  * when a `RotaryEmbedding` is given (else positions come from the embedding), attention, o_proj.
@@ -58,9 +64,13 @@ export class CausalSelfAttention {
     this.out = cfg.linear({ params, names: [`${prefix}.o_proj`], inFeatures: dim, outFeatures: dim, bias, initStd });
   }
 
+  /** Prefix tuning (src/peft/prefix.ts): learned key/value positions attended before the tokens, or null. */
+  kvPrefix: KvPrefix | null = null;
+
   /** x (B, T, C) → (B, T, C). */
   forward(x: Tensor): Tensor {
     const qkv = this.qkv.forward(x);
+    if (this.kvPrefix) return this.out.forward(this.kvPrefix.attend(qkv, this.heads, this.rotary));
     return this.out.forward(attention(this.rotary ? this.rotary.forward(qkv, this.heads) : qkv, this.heads));
   }
 }

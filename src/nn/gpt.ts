@@ -3,7 +3,9 @@
  * pre-norm blocks, final norm, LM head), with Hugging Face LLaMA-style parameter names.
  */
 import { checkpoint } from '../autograd/checkpoint.js';
+import { embedding } from '../autograd/ops/embedding.js';
 import { crossEntropy } from '../autograd/ops/loss.js';
+import { rowView } from '../peft/prefix-ops.js';
 import { linear } from '../autograd/ops/linear.js';
 import type { Heap } from '../tensor/heap.js';
 import { ParameterSet } from '../tensor/parameters.js';
@@ -119,6 +121,21 @@ export function resolveGPTConfig(config: GPTConfig): ResolvedGPTConfig {
   };
 }
 
+/**
+ * P learned virtual tokens in front of every sequence (prompt tuning, prefix tuning; src/peft/):
+ * the real tokens take positions P..P+T-1, as in Hugging Face PEFT.
+ */
+export interface VirtualTokens {
+  /** P. */
+  readonly count: number;
+  /** The embedded tokens (B, T, C) → what the first block sees (prompt tuning prepends P rows; prefix tuning computes its keys and values here and returns x). */
+  prepend(x: Tensor): Tensor;
+  /** Activations made in `prepend` that the blocks read (for gradient checkpointing). */
+  inputs(): readonly Tensor[];
+  /** The last block's output → (B, T, C): without the rows `prepend` added. */
+  strip(x: Tensor): Tensor;
+}
+
 /** What `forward` returns: logits (B, T, V), and the mean cross-entropy when targets were given. */
 export interface GPTOutput {
   logits: Tensor;
@@ -152,6 +169,8 @@ export class GPT {
    * src/autograd/checkpoint.ts): less arena memory, one more forward per step, the same bits.
    */
   gradientCheckpointing = false;
+  /** Prompt or prefix tuning's virtual tokens (src/peft/prompt.ts, prefix.ts), or null. */
+  virtualTokens: VirtualTokens | null = null;
 
   constructor(config: GPTConfig) {
     const cfg = (this.config = resolveGPTConfig(config));
@@ -190,11 +209,19 @@ export class GPT {
     if (tokens.shape[1]! > contextLength) {
       throw new Error(`GPT.forward: tokens ${formatShape(tokens.shape)} have T = ${tokens.shape[1]} > contextLength ${contextLength}; crop the sequence to the last ${contextLength} tokens`);
     }
-    let x = this.tokenEmbedding.forward(tokens, this.positionEmbedding);
-    if (this.gradientCheckpointing) {
-      const trainable = [...this.params].map(([, t]) => t).filter((t) => t.requiresGrad);
-      for (const block of this.blocks) x = checkpoint((h) => block.forward(h), x, trainable);
-    } else for (const block of this.blocks) x = block.forward(x);
+    // prompt / prefix tuning: P virtual tokens come first, so the tokens' positions start at P
+    const vt = this.virtualTokens;
+    const P = vt ? vt.count : 0;
+    if (vt && tokens.shape[1]! + P > contextLength) {
+      throw new Error(`GPT.forward: tokens ${formatShape(tokens.shape)} and ${P} virtual tokens exceed contextLength ${contextLength}; crop the sequence to the last ${contextLength - P} tokens`);
+    }
+    const wpe = this.positionEmbedding?.weight ?? null;
+    let x = embedding(tokens, this.tokenEmbedding.weight, wpe && P > 0 ? rowView(wpe, P, wpe.shape[0]! - P) : wpe);
+    if (vt) x = vt.prepend(x);
+    const inputs = vt ? vt.inputs() : [];
+    if (this.gradientCheckpointing) for (const block of this.blocks) x = checkpoint((h) => block.forward(h), x, inputs);
+    else for (const block of this.blocks) x = block.forward(x);
+    if (vt) x = vt.strip(x);
     const logits = linear(this.finalNorm.forward(x), this.headWeight);
     return targets ? { logits, loss: crossEntropy(logits, targets) } : { logits };
   }

@@ -224,6 +224,20 @@ export class JsBackend implements Backend {
     act.siluBackward(this.mem, dinp, inp, dout, n);
   }
 
+  tanhForward(out: Ptr, inp: Ptr, n: number): void {
+    check.checkElementwise(this, 'tanhForward', n, 'out', out, 'inp', inp);
+    for (let i = 0; i < n; i++) this.mem[out + i] = Math.tanh(this.mem[inp + i]!);
+  }
+
+  // in the forward pass: out = tanh(inp); tanh' = 1 - tanh^2
+  tanhBackward(dinp: Ptr, out: Ptr, dout: Ptr, n: number): void {
+    check.checkElementwise(this, 'tanhBackward', n, 'dinp', dinp, 'out', out, 'dout', dout);
+    for (let i = 0; i < n; i++) {
+      const y = this.mem[out + i]!;
+      this.mem[dinp + i] += (1 - y * y) * this.mem[dout + i]!;
+    }
+  }
+
   // ---- attention ------------------------------------------------------------
 
   attentionForward(out: Ptr, preatt: Ptr, att: Ptr, inp: Ptr, B: number, T: number, C: number, NH: number): void {

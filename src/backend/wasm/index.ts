@@ -142,6 +142,16 @@ export class WasmBackend extends WasmKernelHost implements Backend {
     this.run('silu_backward', n, [dinp * 4, inp * 4, dout * 4]);
   }
 
+  tanhForward(out: Ptr, inp: Ptr, n: number): void {
+    check.checkElementwise(this, 'tanhForward', n, 'out', out, 'inp', inp);
+    this.run('tanh_forward', n, [out * 4, inp * 4]);
+  }
+
+  tanhBackward(dinp: Ptr, out: Ptr, dout: Ptr, n: number): void {
+    check.checkElementwise(this, 'tanhBackward', n, 'dinp', dinp, 'out', out, 'dout', dout);
+    this.run('tanh_backward', n, [dinp * 4, out * 4, dout * 4]);
+  }
+
   // ---- attention ------------------------------------------------------------
 
   attentionForward(out: Ptr, preatt: Ptr, att: Ptr, inp: Ptr, B: number, T: number, C: number, NH: number): void {

@@ -26,7 +26,9 @@ export type KernelName =
   | 'relu2_forward' | 'relu2_backward' | 'rope_table' | 'rope_forward' | 'rope_backward'
   // QAT: quantisation-aware training (assembly/qat.ts)
   | 'qat_lerp' | 'qat_ste_weights' | 'qat_lsq_scales' | 'qat_lsq_step_grad' | 'qat_quantize_activations_static'
-  | 'qat_copy_columns' | 'kd_forward' | 'kd_backward' | 'qat_grid_penalty' | 'qat_grid_penalty_backward' | 'qat_clamp_weights';
+  | 'qat_copy_columns' | 'kd_forward' | 'kd_backward' | 'qat_grid_penalty' | 'qat_grid_penalty_backward' | 'qat_clamp_weights'
+  // PEFT (assembly/peft.ts): tanh of the prefix-tuning MLP
+  | 'tanh_forward' | 'tanh_backward';
 
 export const KERNEL_NAMES: readonly KernelName[] = [
   'gemm_nn', 'gemm_nt', 'gemm_tn',
@@ -47,6 +49,8 @@ export const KERNEL_NAMES: readonly KernelName[] = [
   // QAT: quantisation-aware training (assembly/qat.ts)
   'qat_lerp', 'qat_ste_weights', 'qat_lsq_scales', 'qat_lsq_step_grad', 'qat_quantize_activations_static',
   'qat_copy_columns', 'kd_forward', 'kd_backward', 'qat_grid_penalty', 'qat_grid_penalty_backward', 'qat_clamp_weights',
+  // PEFT (assembly/peft.ts): tanh of the prefix-tuning MLP
+  'tanh_forward', 'tanh_backward',
 ];
 
 /** Everything the backend reads from an instance's exports. */
