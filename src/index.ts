@@ -24,6 +24,7 @@ export * from './quant/index.js';
 export * from './qat/index.js';
 export * from './data/index.js';
 export * from './io/index.js';
+export * from './io/hf/index.js';
 export * from './runtime/fs.js';
 export * from './train/index.js';
 export { Rng, detLog, type RngState } from './util/rng.js';

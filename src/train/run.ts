@@ -16,12 +16,10 @@
 import type { Backend } from '../backend/backend.js';
 import { defaultThreads } from '../runtime/threads.js';
 import { createBackend } from '../backend/index.js';
-import type { CorpusProgress } from '../data/corpus.js';
-import { loadTrainingCorpus } from '../data/run-corpus.js';
+import { TextDataset } from '../data/dataset.js';
 import { type Tokenizer, tokenizerFromJSON } from '../data/tokenizer.js';
 import { type JsonObject, type LoadedCheckpoint, loadCheckpoint } from '../io/checkpoint.js';
 import { resolveCheckpointDir } from '../io/checkpoint-manager.js';
-import { RUN_LOCK_DIR, type RunLock, acquireRunLock } from '../io/run-lock.js';
 import { StepProfiler, formatProfile } from '../monitor/profiler.js';
 import { writeRunReport } from '../monitor/report.js';
 import { TensorBoardWriter } from '../monitor/tensorboard.js';
@@ -35,7 +33,6 @@ import { Heap } from '../tensor/heap.js';
 import { Rng } from '../util/rng.js';
 import { type RunConfig, resolveRunConfig, validatePartialConfig } from './config.js';
 import { generate } from './generate.js';
-import { backendMemoryLimit, checkMemoryPlan, checkModelShape, checkRunMemory, checkSampleTokens, planSamplingMemory } from './memory-plan.js';
 import { type CalibrationEvent, JsonLinesLog, type MixedPrecisionEvent, type QuantErrorEvent } from './log.js';
 import { type ModelConfig, createModel, modelConfigFromRun, modelShapeDifferences } from './model.js';
 import { QatTraining } from './qat.js';
@@ -85,8 +82,6 @@ export interface RunHooks extends TrainerCallbacks {
   onCalibration?: (e: CalibrationEvent) => void | Promise<void>;
   /** The projections `--auto-mixed-precision` kept, once at the start. */
   onMixedPrecision?: (e: MixedPrecisionEvent) => void | Promise<void>;
-  /** Reading and tokenising the corpus, after each piece of a few MiB. */
-  onDataProgress?: (p: CorpusProgress) => void;
   /** Text to show when the run ends: the `--profile` table, where `--report` wrote the report. */
   onSummary?: (text: string) => void;
 }
@@ -181,12 +176,12 @@ export async function runTraining(config: Partial<RunConfig> | Partial<RunConfig
   const from: SourceCheckpoint | undefined = fromArg ? await loadSourceCheckpoint(fs, fromArg, '--from') : undefined;
   const cfg = resolveRunConfig(savedRun, from ? shapeLayerOf(from) : {}, ...layers);
   const teacherSrc = cfg.teacher ? await loadSourceCheckpoint(fs, cfg.teacher, '--teacher') : undefined;
-  // the memory plan before the corpus is read (its vocabulary at least 1, or 256 bytes): an impossible size fails at once
-  checkRunMemory(cfg, modelConfigFromRun(cfg, cfg.tokenizer === 'byte' ? 256 : 1), teacherSrc?.model);
 
   // 2. data
+  const bytes = await readInput(fs, cfg.data, 'data file');
   const savedTokenizer = ckpt?.trainer.tokenizer ?? from?.ckpt.trainer.tokenizer;
-  const dataset = await loadTrainingCorpus(fs, cfg, savedTokenizer ? tokenizerFromJSON(savedTokenizer) : undefined, hooks.onDataProgress);
+  const tokenizer = savedTokenizer ? tokenizerFromJSON(savedTokenizer) : cfg.tokenizer;
+  const dataset = TextDataset.fromBytes(bytes, { tokenizer, valFraction: cfg.valFraction, source: cfg.data, contextLength: cfg.context });
 
   // 3. model shape (checked against the checkpoints before any memory is touched)
   const modelCfg = modelConfigFromRun(cfg, dataset.tokenizer.vocabSize);
@@ -202,12 +197,10 @@ export async function runTraining(config: Partial<RunConfig> | Partial<RunConfig
     const diff = modelShapeDifferences(savedModel, modelCfg);
     if (diff.length > 0) throw new Error(`checkpoint ${ckpt.dir} is from a different model: ${diff.join('; ')}. Resume with the checkpoint's settings, or start a new run without --resume`);
   }
-  checkRunMemory(cfg, modelCfg, teacherSrc?.model);
   const model = createModel(modelCfg);
   for (const w of qatConfigWarnings(cfg, ckpt?.trainer.step ?? 0)) hooks.onWarning?.(w);
 
   let backend: Backend | undefined;
-  let lock: RunLock | undefined;
   try {
     backend = await createBackend(cfg.backend, { threads: cfg.threads ?? (await defaultThreads()) });
     const profiler = cfg.profile ? new StepProfiler(cfg.profileSteps) : undefined;
@@ -220,8 +213,6 @@ export async function runTraining(config: Partial<RunConfig> | Partial<RunConfig
       ? new SGD(model.params, { lr: cfg.lr, momentum: cfg.momentum, weightDecay: cfg.weightDecay, clipNorm: cfg.clip })
       : new AdamW(model.params, { lr: cfg.lr, betas: [cfg.beta1, cfg.beta2], weightDecay: cfg.weightDecay, clipNorm: cfg.clip });
     const outDir = cfg.out ?? (ckpt ? dirname(ckpt.dir) : await defaultOutDir(fs, (env.now ?? (() => new Date()))()));
-    lock = await acquireRunLock(fs, outDir); // one run per directory (a dead run's lock is taken over)
-    if (lock.tookOverFrom) hooks.onWarning?.(`took over ${outDir}/${RUN_LOCK_DIR} of pid ${lock.tookOverFrom.pid}, which is no longer running`);
     const logFile = cfg.logFile ?? joinPath(outDir, 'log.jsonl');
     const log = new JsonLinesLog(fs, logFile);
     const tb = cfg.tensorboard !== null ? await TensorBoardWriter.create(fs, cfg.tensorboard) : undefined;
@@ -325,7 +316,6 @@ export async function runTraining(config: Partial<RunConfig> | Partial<RunConfig
     if (cfg.report) hooks.onSummary?.(`report: ${await writeRunReport(fs, logFile, joinPath(outDir, 'report.html'))}`);
     return { ...result, config: cfg, outDir, logFile, sample };
   } finally {
-    await lock?.release();
     backend?.dispose();
   }
 }
@@ -348,17 +338,11 @@ export interface SampleOptions {
 /** Load a checkpoint's model and tokenizer and generate text from a prompt. Returns the prompt plus the generated text. */
 export async function sampleFromCheckpoint(options: SampleOptions, env: RunEnvironment = {}): Promise<{ text: string; checkpoint: string; step: number }> {
   const fs = env.fs ?? (await getDefaultFileSystem());
-  checkSampleTokens(options.tokens ?? 500, '--tokens');
-  const ckpt = await loadCheckpoint(fs, await resolveCheckpointDir(fs, options.ckpt), { optimizer: false }); // sampling needs only the weights
+  const ckpt = await loadCheckpoint(fs, await resolveCheckpointDir(fs, options.ckpt));
   const saved = ckpt.trainer.config as { model?: ModelConfig };
   if (!saved.model || typeof saved.model.vocabSize !== 'number') throw new Error(`checkpoint ${ckpt.dir}/trainer.json has no config.model; it was not written by bitnet-train`);
   if (!ckpt.trainer.tokenizer) throw new Error(`checkpoint ${ckpt.dir}/trainer.json has no tokenizer; cannot turn text into ids`);
-  checkModelShape(saved.model, `checkpoint ${ckpt.dir}/trainer.json config.model`);
   const tokenizer = tokenizerFromJSON(ckpt.trainer.tokenizer);
-  if (tokenizer.vocabSize !== saved.model.vocabSize) {
-    throw new Error(`checkpoint ${ckpt.dir}/trainer.json: its tokenizer has ${tokenizer.vocabSize} ids but config.model.vocabSize is ${saved.model.vocabSize} (the file was edited or damaged); use another checkpoint`);
-  }
-  checkMemoryPlan(planSamplingMemory(saved.model), backendMemoryLimit(options.backend ?? 'wasm'), { context: saved.model.contextLength, training: false });
   const model = createModel(saved.model);
   const prompt = promptIds(tokenizer, options.prompt ?? '');
   const backend = await createBackend(options.backend ?? 'wasm');
