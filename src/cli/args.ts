@@ -179,6 +179,7 @@ Usage:
   bitnet-train distill --teacher DIR [..] train a ternary student on a teacher's logits
   bitnet-train calibrate --ckpt DIR       static activation scales for a checkpoint
   bitnet-train analyze --ckpt DIR         per-layer quantisation sensitivity (ranked table + JSON)
+  bitnet-train export --ckpt DIR --format gguf|hf|hf-packed --out PATH   for llama.cpp / transformers
   bitnet-train report RUN_DIR [--out F]   the run's log as one self-contained HTML page (charts)
   bitnet-train <command> --help           the options of a command
 

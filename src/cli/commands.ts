@@ -11,6 +11,7 @@ import { sampleFromCheckpoint } from '../train/run.js';
 import { MAIN_HELP, UsageError, parseSampleArgs, parseTrainArgs, sampleHelp, trainHelp } from './args.js';
 import type { OutputStream } from './progress.js';
 import { analyzeCommand, calibrateCommand, convertCommand, distillCommand } from './qat-commands.js';
+import { exportCommand } from './export.js';
 import { reportCommand } from './report.js';
 import { optionLayers, runTrainingCommand } from './run-train.js';
 
@@ -32,7 +33,7 @@ export interface CliIO {
   catchInterrupt?: () => { signal: AbortSignal; release(): void };
 }
 
-const COMMANDS = ['train', 'sample', 'convert', 'distill', 'calibrate', 'analyze', 'report', 'help'];
+const COMMANDS = ['train', 'sample', 'convert', 'distill', 'calibrate', 'analyze', 'report', 'export', 'help'];
 
 /** Run `bitnet-train <argv>`; resolves to the exit status. */
 export async function runCli(argv: readonly string[], io: CliIO): Promise<number> {
@@ -48,6 +49,7 @@ export async function runCli(argv: readonly string[], io: CliIO): Promise<number
     if (command === 'distill') return await distillCommand(rest, io);
     if (command === 'calibrate') return await calibrateCommand(rest, io);
     if (command === 'analyze') return await analyzeCommand(rest, io);
+    if (command === 'export') return await exportCommand(rest, io);
     if (command === 'report') return await reportCommand(rest, io);
     const near = closest(command, COMMANDS);
     throw new UsageError(`unknown command '${command}'${near ? ` (did you mean '${near}'?)` : ''}; commands: ${COMMANDS.filter((c) => c !== 'help').join(', ')}`);
