@@ -1,0 +1,134 @@
+// GGUF exports run in a real engine: llama.cpp (node-llama-cpp 3.21.1's prebuilt CPU build, no
+// download) must continue a prompt greedily exactly as our model does for >= 16 tokens; where a
+// later token parts (llama.cpp does not quantise activations as BitLinear does), the top-1
+// prediction teacher-forced over a window must agree at >= 95 % of the positions.
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createBackend } from '../src/backend/index.js';
+import { runCli } from '../src/cli/commands.js';
+import { CharTokenizer, tokenizerFromJSON } from '../src/data/tokenizer.js';
+import { loadCheckpoint, saveCheckpoint } from '../src/io/checkpoint.js';
+import { resolveCheckpointDir } from '../src/io/checkpoint-manager.js';
+import { parseGguf } from '../src/io/gguf/reader.js';
+import { getDefaultFileSystem } from '../src/runtime/fs.js';
+import { Heap } from '../src/tensor/heap.js';
+import { type ModelConfig, createModel, modelConfigOf } from '../src/train/model.js';
+import { runTraining } from '../src/train/run.js';
+import { importModelTensors } from '../src/train/state.js';
+import { Rng } from '../src/util/rng.js';
+import { agreement, commonPrefix, loadGguf, ourGreedy, ourTop1 } from './llamacpp-harness.js';
+
+const ROOT = new URL('..', import.meta.url).pathname;
+const CORPUS = readFileSync(join(ROOT, 'examples/data/tinyshakespeare.txt'), 'utf8');
+let dir = '';
+/** The CLI default model family (`npm start`): BitLinear without its built-in norm, LayerNorm, GELU, learned positions. */
+const DEFAULT_FAMILY = { norm: 'layer', mlp: 'gelu', pos: 'learned', bitlinear: true, bitlinearNorm: false, bias: false, tiedHead: false, initStd: 0.02 } as const;
+
+function capture() {
+  let out = '';
+  let err = '';
+  return { io: { stdout: { write: (s: string) => void (out += s) }, stderr: { write: (s: string) => void (err += s) } }, out: () => out, err: () => err };
+}
+
+/** Our model of a checkpoint. */
+async function ourModel(ckptDir: string) {
+  const fs = await getDefaultFileSystem();
+  const ckpt = await loadCheckpoint(fs, await resolveCheckpointDir(fs, ckptDir));
+  const cfg = (ckpt.trainer.config as { model: ModelConfig }).model;
+  const heap = new Heap(await createBackend('wasm', { threads: 1 }));
+  const model = createModel(cfg).materialize(heap, new Rng(0));
+  importModelTensors(model.params, ckpt.model, 'checkpoint');
+  return { model, heap, tokenizer: tokenizerFromJSON(ckpt.trainer.tokenizer) };
+}
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'bitnet-llamacpp-'));
+}, 60_000);
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('the default CLI model (BitLinear GPT: LayerNorm, GELU, learned positions) as llama.cpp gpt2', () => {
+  let run = '';
+  beforeAll(async () => {
+    // `npm start`'s family and options (CLI defaults), scaled down: 2 layers, dim 64, 60 steps
+    run = join(dir, 'default');
+    await runTraining({ data: join(ROOT, 'examples/data/tinyshakespeare.txt'), layers: 2, dim: 64, heads: 4, context: 64, batch: 8, iters: 150, warmup: 10, evalEvery: 1000, evalIters: 1, sampleTokens: 0, threads: 1, out: run, logEvery: 1000 });
+  }, 120_000);
+
+  it('exports with exact ternary values (rows of 64 and 256 do not fit TQ2_0) and refuses --type tq2_0', async () => {
+    const c = capture();
+    expect(await runCli(['export', '--ckpt', run, '--format', 'gguf', '--out', join(dir, 'default.gguf')], c.io)).toBe(0);
+    expect(c.out()).toMatch(/llama\.cpp gpt2, ternary projections f32/);
+    const parsed = parseGguf(readFileSync(join(dir, 'default.gguf')));
+    expect(parsed.metadata.get('general.architecture')).toEqual({ type: 'string', value: 'gpt2' });
+    expect(parsed.tensors.find((t) => t.name === 'blk.0.attn_qkv.weight')).toMatchObject({ type: 'F32', ne: [64, 192] });
+    const bad = capture();
+    expect(await runCli(['export', '--ckpt', run, '--format', 'gguf', '--type', 'tq2_0', '--out', join(dir, 'x.gguf')], bad.io)).toBe(1);
+    expect(bad.err()).toMatch(/TQ2_0 packs rows in blocks of 256 values, but model\.layers\.0\.self_attn\.q_proj\.weight has rows of 64/);
+    // an existing output is never replaced without --force
+    const again = capture();
+    expect(await runCli(['export', '--ckpt', run, '--format', 'gguf', '--out', join(dir, 'default.gguf')], again.io)).toBe(1);
+    expect(again.err()).toMatch(/already exists; choose another --out or pass --force/);
+  }, 60_000);
+
+  it('llama.cpp tokenizes text to our ids and continues greedily as we do for >= 16 tokens', async () => {
+    const { model, heap, tokenizer } = await ourModel(run);
+    const engine = await loadGguf(join(dir, 'default.gguf'), 64);
+    try {
+      const text = 'ROMEO:\nWhat say';
+      const prompt = Array.from(tokenizer.encode(text));
+      expect(engine.tokenize(text)).toEqual(prompt);
+      const ours = ourGreedy(model, heap, prompt, 32);
+      const theirs = await engine.greedy(prompt, 32);
+      const same = commonPrefix(ours, theirs);
+      console.log(`default model: greedy agrees for ${same}/32 tokens: ${tokenizer.decode(Int32Array.from(ours.slice(0, same)))}`);
+      expect(same).toBeGreaterThanOrEqual(16);
+      // teacher-forced over a window of validation text
+      const window = Array.from(tokenizer.encode(CORPUS.slice(CORPUS.length - 2000, CORPUS.length - 2000 + 64)));
+      const a = agreement(ourTop1(model, heap, window), await engine.teacherForcedTop1(window));
+      console.log(`default model: teacher-forced top-1 agreement ${(100 * a).toFixed(1)} % of ${window.length} positions`);
+      expect(a).toBeGreaterThanOrEqual(0.95);
+    } finally {
+      await engine.dispose();
+      heap.backend.dispose();
+    }
+  }, 60_000);
+});
+
+describe('TQ2_0 and TQ1_0: a GPT whose rows are multiples of 256', () => {
+  let ckpt = '';
+  beforeAll(async () => {
+    // the default family at dim 256 (every projection's rows: 256 or 1024), random weights
+    const tokenizer = CharTokenizer.fromText(CORPUS);
+    const heap = new Heap(await createBackend('wasm', { threads: 1 }));
+    const cfg = modelConfigOf(createModel({ ...DEFAULT_FAMILY, vocabSize: tokenizer.vocabSize, contextLength: 64, layers: 1, heads: 4, dim: 256, initStd: 0.05 }).config);
+    const model = createModel(cfg).materialize(heap, new Rng(5));
+    const tensors = new Map([...model.params.exportValuesSync()].map(([n, v]) => [n, { dtype: 'F32' as const, shape: [...model.params.getParam(n).shape], data: v }]));
+    ckpt = join(dir, 'wide');
+    await saveCheckpoint(await getDefaultFileSystem(), ckpt, { model: tensors, trainer: { step: 0, config: { model: cfg as never }, rng: new Rng(0).state(), tokenizer: tokenizer.toJSON() } });
+    heap.backend.dispose();
+  }, 60_000);
+
+  it.each(['tq2_0', 'tq1_0'])('%s: greedy equal for >= 16 tokens, teacher-forced top-1 >= 95 percent', async (type) => {
+    const out = join(dir, `wide-${type}.gguf`);
+    const c = capture();
+    expect(await runCli(['export', '--ckpt', ckpt, '--format', 'gguf', '--type', type, '--out', out], c.io)).toBe(0);
+    expect(parseGguf(readFileSync(out)).tensors.find((t) => t.name === 'blk.0.ffn_down.weight')).toMatchObject({ type: type.toUpperCase(), ne: [1024, 256] });
+    const { model, heap, tokenizer } = await ourModel(ckpt);
+    const engine = await loadGguf(out, 64);
+    try {
+      const prompt = Array.from(tokenizer.encode('KING HENRY:\n'));
+      const ours = ourGreedy(model, heap, prompt, 24);
+      const same = commonPrefix(ours, await engine.greedy(prompt, 24));
+      const window = Array.from(tokenizer.encode(CORPUS.slice(5000, 5064)));
+      const a = agreement(ourTop1(model, heap, window), await engine.teacherForcedTop1(window));
+      console.log(`${type}: greedy agrees for ${same}/24 tokens; teacher-forced top-1 agreement ${(100 * a).toFixed(1)} %`);
+      expect(same).toBeGreaterThanOrEqual(16);
+      expect(a).toBeGreaterThanOrEqual(0.95);
+    } finally {
+      await engine.dispose();
+      heap.backend.dispose();
+    }
+  }, 60_000);
+});
