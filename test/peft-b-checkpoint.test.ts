@@ -9,6 +9,10 @@ import { GPT, type GPTConfig } from '../src/nn/gpt.js';
 import { AdamW } from '../src/optim/adamw.js';
 import { trainStep } from '../src/optim/train-step.js';
 import { Rng } from '../src/util/rng.js';
+import { ParameterSet } from '../src/tensor/parameters.js';
+import { LlamaModel } from '../src/nn/llama.js';
+import { freezeParameters } from '../src/peft/model-walk.js';
+import { PrefixTuning, prefixShapeOf, resolvePrefixTuningConfig } from '../src/peft/prefix.js';
 
 const V = 24, B = 3, T = 12;
 
@@ -57,6 +61,37 @@ describe('gradient checkpointing', () => {
     const ckpt = await run(await createWasmBackend(), deep, true, 1);
     expect(ckpt.losses).toEqual(plain.losses);
     expect(ckpt.highWater / plain.highWater).toBeLessThan(1 / 3);
+  });
+
+  it('with a frozen base and prefix tuning (its MLP output read inside every block): the same adapter gradients, GPT and LLaMA/GQA', async () => {
+    const { createWasmBackend } = await import('../src/backend/wasm/index.js');
+    const run = async (llama: boolean, checkpointing: boolean) => {
+      const heap = new Heap(await createWasmBackend());
+      const model = llama
+        ? new LlamaModel({ vocabSize: V, contextLength: T + 4, layers: 3, heads: 4, kvHeads: 2, dim: 16, hidden: 32 }).materialize(heap, new Rng(3))
+        : new GPT({ ...bitnet, contextLength: T + 4 }).materialize(heap, new Rng(3));
+      freezeParameters(model);
+      model.gradientCheckpointing = checkpointing;
+      const trainable = new ParameterSet();
+      const prefix = new PrefixTuning(resolvePrefixTuningConfig({ num_virtual_tokens: 4, prefix_projection: true, encoder_hidden_size: 8 }), prefixShapeOf(model), trainable);
+      trainable.materialize(heap, new Rng(5));
+      prefix.attach(model);
+      const rng = new Rng(4);
+      const tokens = Int32Array.from({ length: B * T }, () => rng.int(V));
+      const { loss } = model.forward(heap.indices(tokens, [B, T]), heap.indices(tokens.map((x) => (x + 2) % V), [B, T]));
+      loss!.backward();
+      const out = { loss: loss!.dataSync()[0], grads: Array.from(heap.backend.readSync(trainable.gradOffset, trainable.blockSize)), highWater: heap.stats().arenaHighWater };
+      heap.resetArena();
+      return out;
+    };
+    for (const llama of [false, true]) {
+      const plain = await run(llama, false);
+      const ckpt = await run(llama, true);
+      expect(ckpt.loss).toBe(plain.loss);
+      expect(ckpt.grads).toEqual(plain.grads);
+      expect(plain.grads.some((g) => g !== 0)).toBe(true);
+      expect(ckpt.highWater).toBeLessThan(plain.highWater);
+    }
   });
 
   it('is the plain op when nothing requires grad, and refuses an output of another shape', () => {

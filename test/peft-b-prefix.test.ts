@@ -4,7 +4,8 @@
 // S + X on X), PEFT-format round trips, a short run that lowers the loss, and bad input.
 import { describe, expect, it } from 'vitest';
 import { JsBackend } from '../src/backend/js/index.js';
-import { attention, mul, noGrad, sum } from '../src/autograd/index.js';
+import { attention, groupedAttention, mul, noGrad, sum } from '../src/autograd/index.js';
+import { LlamaModel } from '../src/nn/llama.js';
 import { Heap } from '../src/tensor/heap.js';
 import { ParameterSet } from '../src/tensor/parameters.js';
 import type { Tensor } from '../src/tensor/tensor.js';
@@ -12,7 +13,7 @@ import { GPT, type GPTConfig } from '../src/nn/gpt.js';
 import { AdamW } from '../src/optim/adamw.js';
 import { Rng } from '../src/util/rng.js';
 import { dropRows, prependRows, tanh } from '../src/peft/prefix-ops.js';
-import { PrefixTuning, checkPrefixShape, gptPrefixShape, prefixTuningConfigJSON, resolvePrefixTuningConfig } from '../src/peft/prefix.js';
+import { PrefixTuning, checkPrefixShape, gptPrefixShape, prefixShapeOf, prefixTuningConfigJSON, resolvePrefixTuningConfig } from '../src/peft/prefix.js';
 import { PromptTuning, promptTuningConfigJSON, resolvePromptTuningConfig } from '../src/peft/prompt.js';
 import { decodePromptAdapter, encodePromptAdapter } from '../src/peft/prompt-files.js';
 import { freezeParameters } from '../src/peft/model-walk.js';
@@ -136,6 +137,43 @@ describe('prefix tuning', () => {
       expect(err).toBeLessThan(1e-12);
     });
   }
+
+  it('with grouped-query attention (a LLaMA model, 4 heads, 2 kv heads): the same KV-cache semantics, and the PEFT config names the kv width', () => {
+    const heap = f64Heap();
+    const model = new LlamaModel({ vocabSize: 11, contextLength: 12, layers: 2, heads: 4, kvHeads: 2, dim: 16, hidden: 24 }).materialize(heap, new Rng(8));
+    freezeParameters(model);
+    const S = [2, 7], X = [5, 1, 3, 3];
+    const P = S.length, D = 2 * 4, L = 2;
+    const captured: [Float64Array, Float64Array][] = [];
+    model.blocks.forEach((b, l) => {
+      b.attn.kvPrefix = {
+        attend: () => { throw new Error('not the fused path'); },
+        attendGrouped: (q, k, v, h, kvh, rotary) => {
+          const kr = rotary.rotate(k);
+          captured[l] = [Float64Array.from(kr.dataSync()), Float64Array.from(v.dataSync())];
+          return groupedAttention(rotary.rotate(q), kr, v, h, kvh);
+        },
+      };
+    });
+    logits(heap, model as unknown as GPT, S);
+    const rows = new Float64Array(P * L * 2 * D);
+    for (let p = 0; p < P; p++) for (let l = 0; l < L; l++) {
+      rows.set(captured[l]![0].subarray(p * D, (p + 1) * D), p * L * 2 * D + 2 * l * D);
+      rows.set(captured[l]![1].subarray(p * D, (p + 1) * D), p * L * 2 * D + (2 * l + 1) * D);
+    }
+    model.blocks.forEach((b) => (b.attn.kvPrefix = null));
+    const full = logits(heap, model as unknown as GPT, [...S, ...X]).slice(P * 11);
+    const trainable = new ParameterSet();
+    const shape = prefixShapeOf(model);
+    expect(shape).toEqual({ layers: 2, dim: 16, heads: 4, kvHeads: 2, headDim: 4 });
+    const prefix = new PrefixTuning(resolvePrefixTuningConfig({ num_virtual_tokens: P }), shape, trainable);
+    trainable.materialize(heap, new Rng(1));
+    prefix.loadPromptEmbeddings(rows);
+    prefix.attach(model);
+    const got = logits(heap, model as unknown as GPT, X);
+    expect(Math.max(...got.map((v, i) => Math.abs(v - full[i]!)))).toBeLessThan(1e-12);
+    expect(prefixTuningConfigJSON(prefix.config, shape, null)).toMatchObject({ token_dim: 8, num_attention_heads: 2, num_layers: 2 });
+  });
 
   for (const projection of [false, true]) {
     it(`the prefix's gradient (prefix_projection ${projection}) matches finite differences through the frozen GPT`, () => {

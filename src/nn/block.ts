@@ -43,6 +43,8 @@ export function makeNorm(params: ParameterSet, name: string, cfg: Pick<BlockConf
 export interface KvPrefix {
   /** RoPE (when given) and causal attention of the fused qkv (B, T, 3C) with the prefix keys and values first → (B, T, C). */
   attend(qkv: Tensor, heads: number, rotary: RotaryEmbedding | null): Tensor;
+  /** The same for grouped-query attention: q (B, T, NH·hs), k and v (B, T, NKV·hs), not yet rotated → (B, T, NH·hs). */
+  attendGrouped(q: Tensor, k: Tensor, v: Tensor, heads: number, kvHeads: number, rotary: RotaryEmbedding): Tensor;
 }
 
 /**
@@ -198,8 +200,15 @@ export class GroupedQueryAttention {
     return [['q_proj', this.q], ['k_proj', this.k], ['v_proj', this.v], ['o_proj', this.out]].map(([n, layer]) => ({ name: `${this.prefix}.${n as string}`, layer: layer as LinearLayer }));
   }
 
+  /** Prefix tuning (src/peft/prefix.ts): learned key/value positions attended before the tokens, or null. */
+  kvPrefix: KvPrefix | null = null;
+
   /** x (B, T, dim) → (B, T, dim). */
   forward(x: Tensor): Tensor {
+    if (this.kvPrefix) {
+      const y = this.kvPrefix.attendGrouped(this.q.forward(x), this.k.forward(x), this.v.forward(x), this.heads, this.kvHeads, this.rotary);
+      return this.out.forward(this.subNorm ? this.subNorm.forward(y) : y);
+    }
     const q = this.rotary.rotate(this.q.forward(x));
     const k = this.rotary.rotate(this.k.forward(x));
     const y = groupedAttention(q, k, this.v.forward(x), this.heads, this.kvHeads);

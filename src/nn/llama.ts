@@ -11,6 +11,8 @@
  * Parameter names are Hugging Face's, so a checkpoint's tensors load by name (src/io/hf/).
  * A Hugging Face `config.json` becomes a `LlamaConfig` in one place: `llamaConfigFromHf` (hf-config.ts).
  */
+import { checkpoint } from '../autograd/checkpoint.js';
+import type { VirtualTokens } from './gpt.js';
 import { crossEntropy } from '../autograd/ops/loss.js';
 import { linear } from '../autograd/ops/linear.js';
 import type { Heap } from '../tensor/heap.js';
@@ -163,6 +165,10 @@ export class LlamaModel {
   readonly finalNorm: RMSNorm;
   /** The LM head weight (V, dim): `lm_head.weight`, or the token embedding when tied. */
   readonly headWeight: Tensor;
+  /** Recompute each block's activations in backward (src/autograd/checkpoint.ts): less memory, the same bits. */
+  gradientCheckpointing = false;
+  /** Prompt or prefix tuning's virtual tokens (src/peft/prompt.ts, prefix.ts), or null. */
+  virtualTokens: VirtualTokens | null = null;
 
   constructor(config: LlamaConfig) {
     const cfg = (this.config = resolveLlamaConfig(config));
@@ -200,8 +206,17 @@ export class LlamaModel {
     if (tokens.shape[1]! > contextLength) {
       throw new Error(`LlamaModel.forward: tokens ${formatShape(tokens.shape)} have T = ${tokens.shape[1]} > contextLength ${contextLength}; crop the sequence to the last ${contextLength} tokens`);
     }
+    // prompt / prefix tuning (src/peft/): P virtual tokens first; RoPE then numbers the tokens from P
+    const vt = this.virtualTokens;
+    if (vt && tokens.shape[1]! + vt.count > contextLength) {
+      throw new Error(`LlamaModel.forward: tokens ${formatShape(tokens.shape)} and ${vt.count} virtual tokens exceed contextLength ${contextLength}; crop the sequence to the last ${contextLength - vt.count} tokens`);
+    }
     let x = this.tokenEmbedding.forward(tokens);
-    for (const block of this.blocks) x = block.forward(x);
+    if (vt) x = vt.prepend(x);
+    const inputs = vt ? vt.inputs() : [];
+    if (this.gradientCheckpointing) for (const block of this.blocks) x = checkpoint((h) => block.forward(h), x, inputs);
+    else for (const block of this.blocks) x = block.forward(x);
+    if (vt) x = vt.strip(x);
     const logits = linear(this.finalNorm.forward(x), this.headWeight);
     return targets ? { logits, loss: crossEntropy(logits, targets) } : { logits };
   }

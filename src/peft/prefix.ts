@@ -16,11 +16,13 @@
  * P..P+T-1 (RoPE rotates them by those; learned positions are looked up there), as in PEFT with
  * transformers' `past_key_values`; the prefix keys are not rotated (they are cached keys).
  */
-import { attention } from '../autograd/ops/attention.js';
+import { attention, groupedAttention } from '../autograd/ops/attention.js';
 import { linear } from '../autograd/ops/linear.js';
-import { rope } from '../autograd/ops/rope.js';
+import { rope, ropeHeads } from '../autograd/ops/rope.js';
 import { noGrad } from '../autograd/tape.js';
+import type { KvPrefix } from '../nn/block.js';
 import type { GPT, VirtualTokens } from '../nn/gpt.js';
+import type { LlamaModel } from '../nn/llama.js';
 import type { RotaryEmbedding } from '../nn/rope.js';
 import type { ParameterSet } from '../tensor/parameters.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -141,14 +143,19 @@ export class PrefixTuning implements VirtualTokens {
     return this.shape.layers * 2 * this.shape.kvHeads * this.shape.headDim;
   }
 
-  /** Hook every block's attention and the model's input (`model.virtualTokens`). */
-  attach(model: GPT): this {
-    const { layers, heads, dim } = this.shape;
-    if (model.blocks.length !== layers || model.config.heads !== heads || model.config.dim !== dim) {
-      throw new PeftConfigError(`prefix tuning: built for ${layers} layers, ${heads} heads, width ${dim}, but the model has ${model.blocks.length}, ${model.config.heads}, ${model.config.dim}`);
+  /** Hook every block's attention and the model's input (`model.virtualTokens`); a GPT or a LLaMA-family model. */
+  attach(model: GPT | LlamaModel): this {
+    const have = prefixShapeOf(model);
+    const want = this.shape;
+    if ((Object.keys(want) as (keyof PrefixModelShape)[]).some((k) => have[k] !== want[k])) {
+      throw new PeftConfigError(`prefix tuning: built for ${JSON.stringify(want)}, but the model is ${JSON.stringify(have)}`);
     }
     model.blocks.forEach((block, l) => {
-      block.attn.kvPrefix = { attend: (qkv, h, rotary) => this.attend(l, qkv, h, rotary) };
+      const hook: KvPrefix = {
+        attend: (qkv, h, rotary) => this.attend(l, qkv, h, rotary),
+        attendGrouped: (q, k, v, h, kvh, rotary) => this.attendGrouped(l, q, k, v, h, kvh, rotary),
+      };
+      block.attn.kvPrefix = hook;
     });
     model.virtualTokens = this;
     return this;
@@ -187,6 +194,20 @@ export class PrefixTuning implements VirtualTokens {
     return dropRows(attention(withPrefix, heads), P);
   }
 
+  /** Layer l's grouped-query attention over [prefix; tokens]: q (B, T, NH·hs), k, v (B, T, NKV·hs) → (B, T, NH·hs). */
+  attendGrouped(l: number, q: Tensor, k: Tensor, v: Tensor, heads: number, kvHeads: number, rotary: RotaryEmbedding): Tensor {
+    const kv = this.current;
+    if (!kv) throw new Error('prefix tuning: the prefix was not computed for this forward; call model.forward (it runs virtualTokens.prepend first)');
+    q.heap.check(kv, 'prefix tuning', 'prefix');
+    const P = this.count;
+    const D = this.shape.kvHeads * this.shape.headDim;
+    const table = rowView(rotary.table, P, rotary.table.shape[0]! - P);
+    const qp = prependRows(ropeHeads(q, table), P, null);
+    const kp = prependRows(ropeHeads(k, table), P, { source: kv, col: 2 * l * D, width: D, at: 0 });
+    const vp = prependRows(v, P, { source: kv, col: (2 * l + 1) * D, width: D, at: 0 });
+    return dropRows(groupedAttention(qp, kp, vp, heads, kvHeads), P);
+  }
+
   /** PEFT's `prompt_embeddings` (P, L·2·D): the prefix as it is now (the MLP's output with projection). */
   promptEmbeddings(): Float32Array {
     const heap = this.embedding.heap;
@@ -204,11 +225,14 @@ export class PrefixTuning implements VirtualTokens {
   }
 }
 
-/** The prefix shape of a GPT (multi-head attention: kvHeads = heads). */
-export function gptPrefixShape(model: GPT): PrefixModelShape {
-  const { layers, dim, heads } = model.config;
-  return { layers, dim, heads, kvHeads: heads, headDim: dim / heads };
+/** The prefix shape of a model: a GPT (multi-head attention: kvHeads = heads) or a LLaMA-family model (its kvHeads, headDim). */
+export function prefixShapeOf(model: GPT | LlamaModel): PrefixModelShape {
+  const c = model.config as { layers: number; dim: number; heads: number; kvHeads?: number; headDim?: number };
+  return { layers: c.layers, dim: c.dim, heads: c.heads, kvHeads: c.kvHeads ?? c.heads, headDim: c.headDim ?? c.dim / c.heads };
 }
+
+/** `prefixShapeOf` for a GPT. */
+export const gptPrefixShape = (model: GPT): PrefixModelShape => prefixShapeOf(model);
 
 /** adapter_config.json of a prefix (PEFT's `PrefixTuningConfig`; token_dim and heads as PEFT sets them for this base). */
 export function prefixTuningConfigJSON(cfg: PrefixTuningConfig, shape: PrefixModelShape, baseModel: string | null): PrefixTuningConfigJSON {

@@ -12,6 +12,7 @@
 import { add } from '../autograd/ops/elementwise.js';
 import { noGrad } from '../autograd/tape.js';
 import type { GPT, VirtualTokens } from '../nn/gpt.js';
+import type { LlamaModel } from '../nn/llama.js';
 import type { ParameterSet } from '../tensor/parameters.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { Rng } from '../util/rng.js';
@@ -85,7 +86,7 @@ export class PromptTuning implements VirtualTokens {
    * Hook the model's input. `SAMPLE_VOCAB` and `TEXT` init copy token embedding rows (`initTokenIds`:
    * the tokenised init text; `rng` draws the sampled ids); call after both parameter sets are materialized.
    */
-  attach(model: GPT, init: { rng?: Rng; initTokenIds?: readonly number[] } = {}): this {
+  attach(model: GPT | LlamaModel, init: { rng?: Rng; initTokenIds?: readonly number[] } = {}): this {
     const C = model.config.dim;
     if (this.embedding.shape[1] !== C) throw new PeftConfigError(`prompt tuning: built for width ${this.embedding.shape[1]}, but the model's is ${C}`);
     if (this.count >= model.config.contextLength) throw new PeftConfigError(`prompt tuning: num_virtual_tokens ${this.count} leaves no room in the context of ${model.config.contextLength}; use fewer virtual tokens`);
@@ -110,7 +111,8 @@ export class PromptTuning implements VirtualTokens {
       });
       this.embedding.heap.backend.write(this.embedding.offset, values);
     }
-    this.positions = model.positionEmbedding ? rowView(model.positionEmbedding.weight, 0, P) : null;
+    const wpe = 'positionEmbedding' in model ? model.positionEmbedding : null;
+    this.positions = wpe ? rowView(wpe.weight, 0, P) : null;
     model.virtualTokens = this;
     return this;
   }
