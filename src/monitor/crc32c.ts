@@ -2,7 +2,7 @@
  * CRC-32C (Castagnoli, the checksum TFRecord framing uses) through hash-wasm's CRC-32 with the
  * Castagnoli polynomial. Creating the WASM hasher is async (once); each checksum is synchronous.
  */
-import { createCRC32 } from 'hash-wasm';
+import { monitorLibraries } from './libraries.js';
 
 /** Reflected form of the Castagnoli polynomial 0x1EDC6F41. */
 export const CASTAGNOLI = 0x82f63b78;
@@ -14,7 +14,7 @@ let shared: Promise<Crc32c> | undefined;
 
 /** The CRC-32C function (the WASM hasher is instantiated once and shared). */
 export function loadCrc32c(): Promise<Crc32c> {
-  shared ??= createCRC32(CASTAGNOLI).then((hasher) => (data: Uint8Array): number => {
+  shared ??= monitorLibraries().then(({ hashWasm }) => hashWasm.createCRC32(CASTAGNOLI)).then((hasher) => (data: Uint8Array): number => {
     const d = hasher.init().update(data).digest('binary'); // big-endian bytes of the checksum
     return ((d[0]! << 24) | (d[1]! << 16) | (d[2]! << 8) | d[3]!) >>> 0;
   }).catch((err: unknown) => {

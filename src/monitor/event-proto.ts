@@ -1,7 +1,8 @@
 /**
  * The protocol buffers of a TensorBoard event file, encoded with @bufbuild/protobuf's wire
  * writer. Field numbers are those of tensorboard/compat/proto (event.proto, summary.proto,
- * histogram.proto, tensor.proto, tensor_shape.proto); only the fields written here are listed:
+ * histogram.proto, tensor.proto, tensor_shape.proto); only the fields written here are listed
+ * (the library is loaded by `monitorLibraries()`, which `TensorBoardWriter.create` awaits):
  *
  *   Event     { double wall_time = 1; int64 step = 2; string file_version = 3; Summary summary = 5; }
  *   Summary   { repeated Value value = 1; }
@@ -10,7 +11,8 @@
  *   HistogramProto  { double min = 1, max = 2, num = 3, sum = 4, sum_squares = 5; repeated double bucket_limit = 6 [packed], bucket = 7 [packed]; }
  *   TensorProto     { DataType dtype = 1 (DT_STRING = 7); TensorShapeProto tensor_shape = 2 { repeated Dim dim = 2 { int64 size = 1; } }; repeated bytes string_val = 8; }
  */
-import { BinaryWriter, WireType } from '@bufbuild/protobuf/wire';
+import type { BinaryWriter } from '@bufbuild/protobuf/wire';
+import { loadedMonitorLibraries } from './libraries.js';
 
 /** A histogram as TensorBoard stores it: bucket `i` counts values in (bucketLimit[i-1], bucketLimit[i]]. */
 export interface Histogram {
@@ -37,11 +39,13 @@ const utf8 = new TextEncoder();
 
 /** `Event { wall_time, file_version }`. */
 export function encodeFileVersionEvent(wallTime: number): Uint8Array {
+  const { BinaryWriter, WireType } = loadedMonitorLibraries().protobufWire;
   return new BinaryWriter().tag(1, WireType.Bit64).double(wallTime).tag(3, WireType.LengthDelimited).string(FILE_VERSION).finish();
 }
 
 /** `Event { wall_time, step, summary { value... } }`. */
 export function encodeSummaryEvent(wallTime: number, step: number, values: readonly SummaryValue[]): Uint8Array {
+  const { BinaryWriter, WireType } = loadedMonitorLibraries().protobufWire;
   const w = new BinaryWriter();
   w.tag(1, WireType.Bit64).double(wallTime);
   w.tag(2, WireType.Varint).int64(step);
@@ -56,6 +60,7 @@ export function encodeSummaryEvent(wallTime: number, step: number, values: reado
 }
 
 function writeValue(w: BinaryWriter, v: SummaryValue): void {
+  const { WireType } = loadedMonitorLibraries().protobufWire;
   w.tag(1, WireType.LengthDelimited).string(v.tag);
   if ('scalar' in v) {
     w.tag(2, WireType.Bit32).float(v.scalar);
