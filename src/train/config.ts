@@ -10,10 +10,11 @@
 import { SCHEDULE_KINDS, type ScheduleKind } from '../optim/schedule.js';
 import { validateThreads } from '../runtime/threads.js';
 import { DEFAULT_MONITOR_CONFIG, MONITOR_OPTION_SPECS, type MonitorRunConfig } from '../monitor/config.js';
+import { DATA_OPTION_SPECS, DEFAULT_DATA_CONFIG, type DataRunConfig } from '../data/run-config.js';
 import { DEFAULT_QAT_CONFIG, QAT_OPTION_SPECS, type QatRunConfig, checkQatConfig } from './qat-config.js';
 
 /** One training run. Every field has a default (see `DEFAULT_RUN_CONFIG`); the QAT keys are in `QatRunConfig`. */
-export interface RunConfig extends QatRunConfig, MonitorRunConfig {
+export interface RunConfig extends QatRunConfig, MonitorRunConfig, DataRunConfig {
   /** Path of a UTF-8 text corpus. */
   data: string;
   tokenizer: 'char' | 'byte';
@@ -155,6 +156,7 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
   { key: 'topK', type: 'nonNegInt', flag: false, help: 'sample among the k most likely tokens (0: all)' },
   ...QAT_OPTION_SPECS,
   ...MONITOR_OPTION_SPECS,
+  ...DATA_OPTION_SPECS,
 ];
 
 /** The learning rate of `--fp` runs when none is given (nanoGPT's for this model size). */
@@ -211,6 +213,7 @@ export const DEFAULT_RUN_CONFIG: Readonly<RunConfig> = Object.freeze({
   topK: 0,
   ...DEFAULT_QAT_CONFIG,
   ...DEFAULT_MONITOR_CONFIG,
+  ...DEFAULT_DATA_CONFIG,
 } satisfies RunConfig);
 
 /** `evalEvery` → `eval-every`. */

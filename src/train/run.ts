@@ -16,7 +16,8 @@
 import type { Backend } from '../backend/backend.js';
 import { defaultThreads } from '../runtime/threads.js';
 import { createBackend } from '../backend/index.js';
-import { TextDataset } from '../data/dataset.js';
+import type { CorpusProgress } from '../data/corpus.js';
+import { loadTrainingCorpus } from '../data/run-corpus.js';
 import { type Tokenizer, tokenizerFromJSON } from '../data/tokenizer.js';
 import { type JsonObject, type LoadedCheckpoint, loadCheckpoint } from '../io/checkpoint.js';
 import { resolveCheckpointDir } from '../io/checkpoint-manager.js';
@@ -82,6 +83,8 @@ export interface RunHooks extends TrainerCallbacks {
   onCalibration?: (e: CalibrationEvent) => void | Promise<void>;
   /** The projections `--auto-mixed-precision` kept, once at the start. */
   onMixedPrecision?: (e: MixedPrecisionEvent) => void | Promise<void>;
+  /** Reading and tokenising the corpus, after each piece of a few MiB. */
+  onDataProgress?: (p: CorpusProgress) => void;
   /** Text to show when the run ends: the `--profile` table, where `--report` wrote the report. */
   onSummary?: (text: string) => void;
 }
@@ -178,10 +181,8 @@ export async function runTraining(config: Partial<RunConfig> | Partial<RunConfig
   const teacherSrc = cfg.teacher ? await loadSourceCheckpoint(fs, cfg.teacher, '--teacher') : undefined;
 
   // 2. data
-  const bytes = await readInput(fs, cfg.data, 'data file');
   const savedTokenizer = ckpt?.trainer.tokenizer ?? from?.ckpt.trainer.tokenizer;
-  const tokenizer = savedTokenizer ? tokenizerFromJSON(savedTokenizer) : cfg.tokenizer;
-  const dataset = TextDataset.fromBytes(bytes, { tokenizer, valFraction: cfg.valFraction, source: cfg.data, contextLength: cfg.context });
+  const dataset = await loadTrainingCorpus(fs, cfg, savedTokenizer ? tokenizerFromJSON(savedTokenizer) : undefined, hooks.onDataProgress);
 
   // 3. model shape (checked against the checkpoints before any memory is touched)
   const modelCfg = modelConfigFromRun(cfg, dataset.tokenizer.vocabSize);
@@ -317,6 +318,7 @@ export async function runTraining(config: Partial<RunConfig> | Partial<RunConfig
     return { ...result, config: cfg, outDir, logFile, sample };
   } finally {
     backend?.dispose();
+    await dataset.close();
   }
 }
 
