@@ -96,7 +96,7 @@ describe('ByteTokenizer', () => {
 
 describe('tokenizerFromJSON / createTokenizer', () => {
   it('rejects unknown kinds and versions with the supported ones named', () => {
-    expect(() => tokenizerFromJSON({ kind: 'bpe', version: 1 })).toThrow(/unknown tokenizer kind "bpe" \(this build knows "char" and "byte"\)/);
+    expect(() => tokenizerFromJSON({ kind: 'bpe', version: 1 })).toThrow(/unknown tokenizer kind "bpe" \(this build knows "char", "byte" and "hf"\)/);
     expect(() => tokenizerFromJSON({ kind: 'char', version: 2, vocab: ['a'] })).toThrow(/version 2/);
     expect(() => tokenizerFromJSON(null)).toThrow(/expected an object/);
     expect(() => createTokenizer('bpe' as 'char', 'x')).toThrow(/unknown tokenizer kind/);

@@ -3,6 +3,8 @@
  * options, call `runTraining` with a progress reporter, and print the run header, QAT reports
  * and the result.
  */
+import type { CorpusProgress } from '../data/corpus.js';
+import { corpusProgressPrinter } from '../data/corpus-progress.js';
 import { formatSensitivityTable } from '../qat/index.js';
 import { getDefaultFileSystem } from '../runtime/fs.js';
 import { type FileSystem, FileSystemError, FS_CODE_TEXT } from '../runtime/fs-types.js';
@@ -63,11 +65,14 @@ export async function runTrainingCommand(io: CliIO, fs: FileSystem, layers: { ba
   }
   let reporter: ProgressReporter | undefined;
   let sampleStarted = false;
+  let printer: ((p: CorpusProgress) => void) | undefined;
+  const dataProgress = (p: CorpusProgress) => (printer ??= corpusProgressPrinter(io.stderr, all.reduce<string>((d, l) => l.data ?? d, DEFAULT_RUN_CONFIG.data)))(p);
   const interrupt = io.catchInterrupt?.();
   let r: Awaited<ReturnType<typeof runTraining>>;
   try {
     r = await runTraining(all, {
       onWarning: (w) => (reporter ? reporter.warn(w) : io.stderr.write(`warning: ${w}\n`)),
+      onDataProgress: dataProgress,
       onStart: (s) => {
         reporter = new ProgressReporter(io.stdout, io.stderr, s.config.iters);
         const m = s.model;

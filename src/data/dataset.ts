@@ -6,7 +6,36 @@
  */
 
 import type { Rng } from '../util/rng.js';
-import { type Tokenizer, createTokenizer } from './tokenizer.js';
+import { CodePointSet, tokenizeBytes } from './encode-pieces.js';
+import { ByteTokenizer, CharTokenizer, type Tokenizer, createTokenizer } from './tokenizer.js';
+import type { UnknownCharsPolicy } from './unknown-chars.js';
+import { Utf8PieceDecoder } from './utf8.js';
+
+export { findInvalidUtf8 } from './utf8.js';
+
+/** Token ids held in memory, in the narrowest type the vocabulary fits (u8 ≤ 256 ids, u16 ≤ 65536, else u32). */
+export type TokenArray = Int32Array | Uint32Array | Uint16Array | Uint8Array;
+
+/**
+ * Token ids of a corpus too large for memory, in a token file read a window at a time
+ * (token-file.ts). `subarray` is a view (no read); `read` copies ids out.
+ */
+export interface TokenWindowSource {
+  readonly length: number;
+  subarray(start: number, end?: number): TokenWindowSource;
+  /** Ids [start, end) as an array (read from disk). */
+  read(start: number, end: number): TokenArray;
+  /** Close the file (every view of it). */
+  close(): Promise<void>;
+}
+
+/** The tokens of a dataset or split: an array in memory, or a window source over a token file. */
+export type TokenSequence = TokenArray | TokenWindowSource;
+
+/** Ids [start, end) of `seq`: a view of an array, or read from a token file. */
+export function tokenWindow(seq: TokenSequence, start: number, end: number): TokenArray {
+  return 'read' in seq ? seq.read(start, end) : seq.subarray(start, end);
+}
 
 /** One batch: row-major (B, T) token ids; `targets[b*T + t]` is the token after `inputs[b*T + t]`. */
 export interface Batch {
@@ -28,44 +57,19 @@ export interface TextDatasetOptions {
   contextLength?: number;
 }
 
-/** Byte offset of the first invalid UTF-8 sequence in `bytes`, or -1 if all of it is valid. */
-export function findInvalidUtf8(bytes: Uint8Array): number {
-  let i = 0;
-  while (i < bytes.length) {
-    const b = bytes[i];
-    if (b < 0x80) { i++; continue; }
-    let need: number;
-    let min: number;
-    let cp: number;
-    if (b >= 0xc2 && b <= 0xdf) { need = 1; min = 0x80; cp = b & 0x1f; }
-    else if (b >= 0xe0 && b <= 0xef) { need = 2; min = 0x800; cp = b & 0x0f; }
-    else if (b >= 0xf0 && b <= 0xf4) { need = 3; min = 0x10000; cp = b & 0x07; }
-    else return i;
-    if (i + need >= bytes.length) return i; // truncated sequence at the end
-    for (let k = 1; k <= need; k++) {
-      const c = bytes[i + k];
-      if ((c & 0xc0) !== 0x80) return i;
-      cp = (cp << 6) | (c & 0x3f);
-    }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return i;
-    i += need + 1;
-  }
-  return -1;
-}
-
 /** A corpus as token ids, split into train and val by position. */
 export class TextDataset {
   readonly tokenizer: Tokenizer;
   /** All tokens of the corpus. */
-  readonly tokens: Int32Array;
+  readonly tokens: TokenSequence;
   /** The first part (views into `tokens`). */
-  readonly train: Int32Array;
+  readonly train: TokenSequence;
   /** The last `valFraction` of the tokens. */
-  readonly val: Int32Array;
+  readonly val: TokenSequence;
   readonly valFraction: number;
   readonly source: string;
 
-  private constructor(tokens: Int32Array, tokenizer: Tokenizer, valFraction: number, source: string) {
+  private constructor(tokens: TokenSequence, tokenizer: Tokenizer, valFraction: number, source: string) {
     this.tokens = tokens;
     this.tokenizer = tokenizer;
     this.valFraction = valFraction;
@@ -73,6 +77,23 @@ export class TextDataset {
     const nTrain = Math.floor(tokens.length * (1 - valFraction));
     this.train = tokens.subarray(0, nTrain);
     this.val = tokens.subarray(nTrain);
+  }
+
+  /**
+   * A dataset over ids already tokenised by `tokenizer` (e.g. streamed from disk by
+   * `loadCorpus`), split as `fromText` splits.
+   */
+  static fromTokens(tokens: TokenSequence, tokenizer: Tokenizer, options: Omit<TextDatasetOptions, 'tokenizer'> = {}): TextDataset {
+    const source = options.source ?? 'corpus';
+    const valFraction = options.valFraction ?? 0.1;
+    if (!(valFraction >= 0 && valFraction < 1)) throw new Error(`${source}: valFraction must be in [0, 1), got ${valFraction}`);
+    if (tokens.length === 0) throw new Error(`${source}: the corpus is empty (0 tokens); give it some text`);
+    const ds = new TextDataset(tokens, tokenizer, valFraction, source);
+    if (options.contextLength !== undefined) {
+      ds.requireContext('train', options.contextLength);
+      if (valFraction > 0) ds.requireContext('val', options.contextLength);
+    }
+    return ds;
   }
 
   /** Tokenize `text` (building a char vocabulary from it unless a tokenizer is given) and split it. */
@@ -101,26 +122,40 @@ export class TextDataset {
 
   /**
    * Decode UTF-8 bytes (strictly: invalid UTF-8 is an error that gives the byte offset) and
-   * build the dataset as `fromText` does.
+   * build the dataset as `fromText` does, a few MiB at a time (no single string of the whole
+   * corpus). A byte tokenizer takes the bytes as they are, valid UTF-8 or not.
    */
-  static fromBytes(bytes: Uint8Array, options: TextDatasetOptions = {}): TextDataset {
+  static fromBytes(bytes: Uint8Array, options: TextDatasetOptions & { unknownChars?: UnknownCharsPolicy } = {}): TextDataset {
     const source = options.source ?? 'corpus';
     if (bytes.length === 0) throw new Error(`${source}: the corpus is empty (0 bytes); give it some UTF-8 text`);
-    let text: string;
+    const t = options.tokenizer ?? 'char';
+    let tokenizer: Tokenizer;
+    if (t === 'byte') tokenizer = new ByteTokenizer();
+    else if (t === 'char') {
+      const set = new CodePointSet();
+      const utf8 = new Utf8PieceDecoder(source);
+      const PIECE = 4 << 20;
+      for (let at = 0; at < bytes.length; at += PIECE) set.add(utf8.decode(bytes.subarray(at, Math.min(bytes.length, at + PIECE)), at));
+      set.add(utf8.finish());
+      tokenizer = new CharTokenizer(set.vocabulary());
+    } else tokenizer = t;
+    let tokens;
     try {
-      text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
-    } catch {
-      const at = findInvalidUtf8(bytes);
-      throw new Error(
-        `${source}: not valid UTF-8 (first invalid byte 0x${bytes[at]?.toString(16).padStart(2, '0')} at offset ${at}); ` +
-          'text corpora must be UTF-8 — convert the file (e.g. iconv -t UTF-8)',
-      );
+      tokens = tokenizeBytes(bytes, tokenizer, source, typeof t === 'string' ? undefined : (options.unknownChars ?? { action: 'error' }));
+    } catch (err) {
+      const msg = (err as Error).message;
+      throw msg.startsWith(`${source}:`) ? err : new Error(`${source}: ${msg}`);
     }
-    return TextDataset.fromText(text, options);
+    return TextDataset.fromTokens(tokens, tokenizer, options);
+  }
+
+  /** Release the token file of a corpus read from disk (nothing to do for one in memory). */
+  async close(): Promise<void> {
+    if ('read' in this.tokens) await this.tokens.close();
   }
 
   /** The tokens of a split. */
-  split(name: Split): Int32Array {
+  split(name: Split): TokenSequence {
     if (name === 'train') return this.train;
     if (name === 'val') return this.val;
     throw new Error(`TextDataset: unknown split ${JSON.stringify(name)} (use "train" or "val")`);
@@ -160,8 +195,9 @@ export class TextDataset {
     const range = data.length - T;
     for (let b = 0; b < B; b++) {
       const offset = rng.int(range);
-      inputs.set(data.subarray(offset, offset + T), b * T);
-      targets.set(data.subarray(offset + 1, offset + T + 1), b * T);
+      const window = tokenWindow(data, offset, offset + T + 1);
+      inputs.set(window.subarray(0, T), b * T);
+      targets.set(window.subarray(1, T + 1), b * T);
     }
     return { inputs, targets };
   }

@@ -89,6 +89,23 @@ function isSpace(c: number): boolean {
   return c === 32 || (c >= 9 && c <= 13) || c === 0xa0 || c === 0x85;
 }
 
+/** Can `text` be cut at `k` (before a space that follows a non-space and precedes a letter)? */
+function isCut(text: string, k: number): boolean {
+  return k > 0 && k + 1 < text.length && text.charCodeAt(k) === 32 && !isSpace(text.charCodeAt(k - 1)) && isLetter(text.charCodeAt(k + 1));
+}
+
+/** The first cut at or after `from`, or -1. */
+function nextCut(text: string, from: number): number {
+  for (let k = Math.max(from, 1); k + 1 < text.length; k++) if (isCut(text, k)) return k;
+  return -1;
+}
+
+/** The last cut of `text`, or -1. */
+function lastCut(text: string): number {
+  for (let k = text.length - 2; k > 0; k--) if (isCut(text, k)) return k;
+  return -1;
+}
+
 /**
  * A Hugging Face `tokenizer.json` tokenizer. Build it with {@link HfTokenizer.fromJSON}; it
  * serialises into a checkpoint's trainer.json (`toJSON`) and comes back through
@@ -200,13 +217,48 @@ export class HfTokenizer implements Tokenizer {
    * `onProgress` reports the characters done after each chunk.
    */
   encode(text: string, options: { onProgress?: EncodeProgress } = {}): Int32Array {
+    return this.encodeSegment(text, false, options.onProgress);
+  }
+
+  /**
+   * An encoder for a text that arrives in pieces (a corpus read from disk): `push` returns the
+   * ids of everything up to the last place a cut keeps the whole text's ids, `end` the rest.
+   * The concatenated ids equal `encode(wholeText)`.
+   */
+  streamEncoder(): { push(text: string): Int32Array; end(): Int32Array } {
+    let carry = '';
+    let continuation = false;
+    return {
+      push: (text: string) => {
+        const buf = carry + text;
+        const cut = this.chunkMode === 'none' ? -1 : lastCut(buf);
+        if (cut <= 0) {
+          carry = buf;
+          return new Int32Array(0);
+        }
+        const ids = this.encodeSegment(buf.slice(0, cut), continuation);
+        carry = buf.slice(cut);
+        continuation = true;
+        return ids;
+      },
+      end: () => {
+        const ids = this.encodeSegment(carry, continuation);
+        carry = '';
+        return ids;
+      },
+    };
+  }
+
+  /** Encode `text` in chunks; `continuation`: it starts at a cut of a longer text (drop the space where the mode says so). */
+  private encodeSegment(text: string, continuation: boolean, onProgress?: EncodeProgress): Int32Array {
     const parts: Int32Array[] = [];
     let total = 0;
-    for (const [start, end, dropSpace] of this.chunks(text)) {
-      const ids = this.encodeRaw(text.slice(start + (dropSpace ? 1 : 0), end), start);
+    for (const [start, end, afterCut] of this.chunks(text)) {
+      const drop = (afterCut || (continuation && start === 0)) && this.chunkMode === 'drop-space';
+      const ids = this.encodeRaw(text.slice(start + (drop ? 1 : 0), end), start);
       parts.push(ids);
       total += ids.length;
-      options.onProgress?.(end, text.length);
+      onProgress?.(end, text.length);
     }
     if (parts.length === 1) return parts[0]!;
     const out = new Int32Array(total);
@@ -283,29 +335,23 @@ export class HfTokenizer implements Tokenizer {
     return out;
   }
 
-  /** [start, end, dropLeadingSpace] of each chunk of `text`. */
+  /** [start, end, startsAtCut] of each chunk of `text`. */
   private *chunks(text: string): Generator<[number, number, boolean]> {
     if (this.chunkMode === 'none' || text.length <= CHUNK_CHARS) {
       yield [0, text.length, false];
       return;
     }
     let start = 0;
-    let drop = false;
+    let atCut = false;
     while (start < text.length) {
-      let cut = -1;
-      for (let k = Math.min(start + CHUNK_CHARS, text.length); k < text.length - 1; k++) {
-        if (text.charCodeAt(k) === 32 && !isSpace(text.charCodeAt(k - 1)) && isLetter(text.charCodeAt(k + 1))) {
-          cut = k;
-          break;
-        }
-      }
+      const cut = nextCut(text, Math.min(start + CHUNK_CHARS, text.length));
       if (cut < 0) {
-        yield [start, text.length, drop];
+        yield [start, text.length, atCut];
         return;
       }
-      yield [start, cut, drop];
+      yield [start, cut, atCut];
       start = cut;
-      drop = this.chunkMode === 'drop-space';
+      atCut = true;
     }
   }
 

@@ -7,6 +7,7 @@
 
 import {
   type FileData,
+  type FileReader,
   type FileStat,
   type FileSystem,
   FileSystemError,
@@ -60,6 +61,22 @@ export class MemoryFileSystem implements FileSystem {
     return new TextDecoder().decode(await this.readFile(path));
   }
 
+  async openRead(path: string): Promise<FileReader> {
+    const node = this.nodes.get(normalize(path));
+    if (!node) fail('openRead', path, 'ENOENT');
+    if (node.type === 'dir') fail('openRead', path, 'EISDIR');
+    const data = node.data; // a later write replaces the node, so this stays the opened contents
+    let cursor = 0;
+    const readSync = (buffer: Uint8Array, position: number | null): number => {
+      const at = position ?? cursor;
+      const n = Math.max(0, Math.min(buffer.length, data.length - at));
+      buffer.set(data.subarray(at, at + n));
+      if (position === null) cursor += n;
+      return n;
+    };
+    return { size: data.length, read: async (b, p) => readSync(b, p), readSync, close: async () => undefined };
+  }
+
   async writeFile(path: string, data: FileData): Promise<void> {
     const p = this.writableFile('writeFile', path);
     this.nodes.set(p, { type: 'file', data: toBytes(data).slice() });
@@ -94,8 +111,8 @@ export class MemoryFileSystem implements FileSystem {
     const node = this.nodes.get(normalize(path));
     if (!node) fail('stat', path, 'ENOENT');
     return node.type === 'dir'
-      ? { isDirectory: true, isFile: false, size: 0 }
-      : { isDirectory: false, isFile: true, size: node.data.length };
+      ? { isDirectory: true, isFile: false, size: 0, type: 'directory' }
+      : { isDirectory: false, isFile: true, size: node.data.length, type: 'file' };
   }
 
   async list(dir: string): Promise<string[]> {

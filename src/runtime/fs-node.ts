@@ -7,6 +7,7 @@
 import type * as NodeFs from 'node:fs/promises';
 import {
   type FileData,
+  type FileReader,
   type FileStat,
   type FileSystem,
   FileSystemError,
@@ -19,6 +20,7 @@ import {
 type NodeFsModule = typeof NodeFs;
 
 const NODE_FS_SPECIFIER = 'node:fs/promises';
+const NODE_FS_SYNC_SPECIFIER = 'node:fs';
 
 /** Load node:fs/promises; throws a clear error in a host without it (a browser). */
 async function loadNodeFs(): Promise<NodeFsModule> {
@@ -58,6 +60,45 @@ export class NodeFileSystem implements FileSystem {
 
   async readText(path: string): Promise<string> {
     return new TextDecoder().decode(await this.readFile(path));
+  }
+
+  async openRead(path: string): Promise<FileReader> {
+    let handle: NodeFs.FileHandle;
+    let size: number;
+    try {
+      handle = await this.fs.open(path, 'r');
+      const s = await handle.stat();
+      if (s.isDirectory()) {
+        await handle.close();
+        throw Object.assign(new Error('is a directory'), { code: 'EISDIR' });
+      }
+      size = s.isFile() ? s.size : 0;
+    } catch (err) {
+      throw wrap('openRead', path, err);
+    }
+    // node:fs's readSync reads random windows of token files inside a synchronous batch draw
+    const syncFs = (await import(/* @vite-ignore */ NODE_FS_SYNC_SPECIFIER).catch(() => null)) as { readSync?: (fd: number, b: Uint8Array, o: number, l: number, p: number) => number } | null;
+    const readSync = syncFs?.readSync;
+    return {
+      size,
+      read: async (buffer, position) => {
+        try {
+          return (await handle.read(buffer, 0, buffer.length, position)).bytesRead;
+        } catch (err) {
+          throw wrap('read', path, err);
+        }
+      },
+      ...(readSync ? {
+        readSync: (buffer: Uint8Array, position: number) => {
+          try {
+            return readSync(handle.fd, buffer, 0, buffer.length, position);
+          } catch (err) {
+            throw wrap('read', path, err);
+          }
+        },
+      } : {}),
+      close: () => handle.close(),
+    };
   }
 
   async writeFile(path: string, data: FileData): Promise<void> {
@@ -140,7 +181,8 @@ export class NodeFileSystem implements FileSystem {
   async stat(path: string): Promise<FileStat> {
     try {
       const s = await this.fs.stat(path);
-      return { isDirectory: s.isDirectory(), isFile: s.isFile(), size: s.size };
+      const type = s.isFile() ? 'file' : s.isDirectory() ? 'directory' : s.isFIFO() ? 'fifo' : s.isCharacterDevice() ? 'character-device' : s.isBlockDevice() ? 'block-device' : s.isSocket() ? 'socket' : 'other';
+      return { isDirectory: s.isDirectory(), isFile: s.isFile(), size: s.size, type, mtimeMs: s.mtimeMs };
     } catch (err) {
       throw wrap('stat', path, err);
     }

@@ -15,6 +15,7 @@
 
 import {
   type FileData,
+  type FileReader,
   type FileStat,
   type FileSystem,
   FileSystemError,
@@ -73,6 +74,28 @@ export class OpfsFileSystem implements FileSystem {
 
   async readText(path: string): Promise<string> {
     return new TextDecoder().decode(await this.readFile(path));
+  }
+
+  async openRead(path: string): Promise<FileReader> {
+    let file: File;
+    try {
+      file = await (await this.fileHandle('openRead', path)).getFile();
+    } catch (err) {
+      throw wrap('openRead', path, err);
+    }
+    let cursor = 0;
+    // a File is a snapshot: ranges are read with slice() (no synchronous read on the main thread)
+    return {
+      size: file.size,
+      read: async (buffer, position) => {
+        const at = position ?? cursor;
+        const bytes = new Uint8Array(await file.slice(at, at + buffer.length).arrayBuffer());
+        buffer.set(bytes);
+        if (position === null) cursor += bytes.length;
+        return bytes.length;
+      },
+      close: async () => undefined,
+    };
   }
 
   async writeFile(path: string, data: FileData): Promise<void> {

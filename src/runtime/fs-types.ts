@@ -13,6 +13,27 @@ export interface FileStat {
   isFile: boolean;
   /** Size in bytes (0 for directories in the memory implementation). */
   size: number;
+  /** What it is, where the host says more than file/directory (a FIFO or device is neither). */
+  type?: 'file' | 'directory' | 'fifo' | 'character-device' | 'block-device' | 'socket' | 'other';
+  /** Last modification, in ms since the epoch, where the host knows it. */
+  mtimeMs?: number;
+}
+
+/**
+ * A file opened for reading in pieces (`FileSystem.openRead`): corpora and token files larger
+ * than memory, or than one JS string, are read a range at a time.
+ */
+export interface FileReader {
+  /** Size in bytes when opened (0 for a device or FIFO, which are read sequentially). */
+  readonly size: number;
+  /**
+   * Read up to `buffer.length` bytes at byte `position` (null: from the current position, for a
+   * FIFO or device) into `buffer`; resolves to the number read, 0 at the end of the file.
+   */
+  read(buffer: Uint8Array, position: number | null): Promise<number>;
+  /** The same, synchronously, where the host can (node:fs, memory): random windows of a token file. */
+  readSync?(buffer: Uint8Array, position: number): number;
+  close(): Promise<void>;
 }
 
 /**
@@ -25,6 +46,8 @@ export interface FileSystem {
   readonly kind: 'node' | 'memory' | 'opfs';
   /** The whole file as bytes. ENOENT if missing, EISDIR if a directory. */
   readFile(path: string): Promise<Uint8Array>;
+  /** Open a file to read it in pieces (see {@link FileReader}); ENOENT if missing, EISDIR if a directory. */
+  openRead?(path: string): Promise<FileReader>;
   /** The whole file decoded as UTF-8 (invalid sequences become U+FFFD; use readFile to validate). */
   readText(path: string): Promise<string>;
   /** Create or truncate `path` and write `data` (not atomic: a crash may leave part of it). */
