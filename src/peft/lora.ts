@@ -13,6 +13,7 @@ import { type FrozenKernel, type LoraAdapterArgs, loraMergedWeight, loraProjecti
 import type { LinearLayer } from '../nn/linear.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { FrozenTernaryOptions, PackedBase } from './frozen.js';
+import { svdScaledRows } from './adalora.js';
 
 /** One adapted part of a projection. */
 export interface LoraAdapter {
@@ -26,6 +27,8 @@ export interface LoraAdapter {
   scale: number;
   /** First output row (column of y) of this part. */
   row0: number;
+  /** AdaLoRA's singular values (r, 1): the adapter is B·(A ⊙ E) (./adalora.ts); absent for LoRA. */
+  E?: Tensor;
 }
 
 /** What a `LoraProjection` computes its base with. */
@@ -72,11 +75,11 @@ export class LoraProjection implements LinearLayer {
     const b = this.base;
     if (b.kind === 'quant-aware') {
       const w = this.adapters.length > 0
-        ? loraMergedWeight(b.latent, this.adapters.map((a) => ({ A: a.A, B: a.B, scale: a.scale, row0: a.row0 })))
+        ? loraMergedWeight(b.latent, this.adapters.map((a) => ({ A: a.E ? svdScaledRows(a.A, a.E) : a.A, B: a.B, scale: a.scale, row0: a.row0 })))
         : b.latent;
       return bitLinear(x, w, this.bias, { norm: b.options.norm, normWeight: b.options.normWeight, normEps: b.options.normEps, group: b.options.group });
     }
-    const adapters: LoraAdapterArgs[] = this.adapters.map((a) => ({ A: a.A, B: a.B, scale: a.scale, col0: a.row0 }));
+    const adapters: LoraAdapterArgs[] = this.adapters.map((a) => ({ A: a.E ? svdScaledRows(a.A, a.E) : a.A, B: a.B, scale: a.scale, col0: a.row0 }));
     return loraProjection(x, b.kernel, adapters, this.bias, this.dropout > 0 ? { p: this.dropout, seed: this.dropoutSeed } : null);
   }
 }
