@@ -1,6 +1,8 @@
-// The page side of the browser example: starts worker.js, draws the loss chart (a plain
-// canvas), shows tokens/s and text samples, and forwards the buttons. `window.__bitnet` holds
-// the state for tests (test/browser.test.ts).
+// The page side of the browser example: starts worker.js, draws the live charts (uPlot: loss with
+// val loss and the best point, lr, tokens/s, and from the error analysis the ternary fractions, flip
+// rate and weight SQNR), shows text samples, forwards the buttons and offers the run's TensorBoard
+// event file for download. `window.__bitnet` holds the state for tests (test/browser.test.ts,
+// test/monitor-browser.test.ts).
 
 const params = new URLSearchParams(location.search);
 const intParam = (name, fallback) => {
@@ -13,12 +15,16 @@ const options = {
   threads: Math.max(1, intParam('threads', Math.min(4, navigator.hardwareConcurrency || 1))),
   sampleEvery: intParam('sampleEvery', 100),
   sampleTokens: intParam('sampleTokens', 160),
+  evalEvery: params.has('evalEvery') ? intParam('evalEvery', 0) : null,
+  evalIters: params.has('evalIters') ? Math.max(1, intParam('evalIters', 1)) : null,
+  errorEvery: params.has('errorEvery') ? intParam('errorEvery', 0) : null,
   simd: params.get('simd') !== '0',
 };
 
 const state = (window.__bitnet = {
   ready: false, backend: null, threads: 0, crossOriginIsolated: isolated, step: 0, losses: [], tokensPerSecond: 0,
   samples: [], warnings: [], errors: [], saved: null, loaded: null, done: false, running: false,
+  evals: [], quant: [], bestValLoss: null, charts: [], tensorboard: null,
 });
 
 const $ = (id) => document.getElementById(id);
@@ -36,56 +42,63 @@ if (!isolated) {
   note('This page is not cross-origin isolated (no COOP/COEP headers), so SharedArrayBuffer is unavailable: training runs single-threaded. Serve it with npm run serve:example for threads.');
 }
 
-// ---- the loss chart ---------------------------------------------------------------------------
+// ---- the live charts (uPlot, the library the HTML report bundles; the same series) ---------------
 
-const chart = $('chart');
-const ctx = chart.getContext('2d');
+// columns by step: train loss, val loss (at evaluations), the best val loss (one point), lr, tokens/s;
+// by error-analysis report: the -1/0/+1 fractions, flip rate, weight SQNR (mean and worst projection)
+const cols = { step: [], loss: [], val: [], best: [], lr: [], tps: [] };
+const qcols = { step: [], neg: [], zero: [], pos: [], flip: [], sqnrMean: [], sqnrMin: [] };
+const charts = {};
 let drawPending = false;
 
-function drawChart() {
+function makeChart(id, title, series, data, yRange, yValues) {
+  const el = document.createElement('section');
+  el.dataset.chart = id;
+  const h = document.createElement('h2');
+  h.textContent = title;
+  el.append(h);
+  $('charts').append(el);
+  const colors = ['#1f6feb', '#d62728', '#000', '#2ca02c'];
+  charts[id] = new uPlot({
+    width: Math.max(320, $('charts').clientWidth - 24), height: 200,
+    scales: { x: { time: false }, y: yRange ? { range: yRange } : {} },
+    axes: [{ label: 'step' }, { size: 60, ...(yValues ? { values: yValues } : {}) }],
+    series: [{ label: 'step' }, ...series.map((s, i) => ({ stroke: colors[i % colors.length], width: 1.5, spanGaps: true, ...s }))],
+  }, data, el);
+}
+
+function drawCharts() {
   drawPending = false;
-  const dpr = window.devicePixelRatio || 1;
-  const w = chart.clientWidth;
-  const h = chart.clientHeight;
-  if (chart.width !== Math.round(w * dpr)) { chart.width = Math.round(w * dpr); chart.height = Math.round(h * dpr); }
-  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-  ctx.clearRect(0, 0, w, h);
-  const pad = { l: 44, r: 12, t: 10, b: 24 };
-  const losses = state.losses;
-  const n = Math.max(losses.length, 10);
-  const finite = losses.filter(Number.isFinite);
-  const hi = Math.max(4.5, ...finite);
-  const lo = Math.min(1, ...finite);
-  const x = (i) => pad.l + ((w - pad.l - pad.r) * i) / Math.max(1, n - 1);
-  const y = (v) => pad.t + ((h - pad.t - pad.b) * (hi - v)) / (hi - lo);
-  ctx.font = '11px system-ui, sans-serif';
-  ctx.fillStyle = '#5a6472';
-  ctx.strokeStyle = '#e6e9ed';
-  ctx.lineWidth = 1;
-  for (let v = Math.ceil(lo * 2) / 2; v <= hi; v += 0.5) {
-    ctx.beginPath(); ctx.moveTo(pad.l, y(v)); ctx.lineTo(w - pad.r, y(v)); ctx.stroke();
-    ctx.fillText(v.toFixed(1), 8, y(v) + 4);
+  if (!charts.loss) {
+    makeChart('loss', 'Loss', [{ label: 'train loss' }, { label: 'val loss', points: { show: true, size: 6 } }, { label: 'best val', width: 0, points: { show: true, size: 11, fill: '#ffd700' } }], [[], [], [], []]);
+    makeChart('lr', 'Learning rate', [{ label: 'lr' }], [[], []], null, (u, vals) => vals.map((v) => v.toExponential(1)));
+    makeChart('tokens', 'Tokens/s', [{ label: 'tokens/s' }], [[], []]);
   }
-  ctx.fillText('step', w - pad.r - 26, h - 6);
-  ctx.fillText(String(n), w - pad.r - 60, h - 6);
-  ctx.fillText('0', pad.l, h - 6);
-  // raw losses, light; their running average (EMA 0.9), dark
-  const line = (values, color, width) => {
-    ctx.strokeStyle = color; ctx.lineWidth = width; ctx.beginPath();
-    values.forEach((v, i) => (i === 0 ? ctx.moveTo(x(i), y(v)) : ctx.lineTo(x(i), y(v))));
-    ctx.stroke();
-  };
-  let ema = finite[0] ?? 0;
-  const smooth = losses.map((v) => (ema = Number.isFinite(v) ? 0.9 * ema + 0.1 * v : ema));
-  line(losses.map((v) => (Number.isFinite(v) ? v : hi)), '#9dc1f5', 1);
-  line(smooth, '#1f4fa3', 2);
+  charts.loss.setData([cols.step, cols.loss, cols.val, cols.best]);
+  charts.lr.setData([cols.step, cols.lr]);
+  charts.tokens.setData([cols.step, cols.tps]);
+  if (qcols.step.length > 0) {
+    if (!charts.ternary) {
+      makeChart('ternary', 'Ternary codes (mean over projections)', [{ label: '-1' }, { label: '0' }, { label: '+1' }], [[], [], [], []], [0, 1]);
+      makeChart('flip', 'Flip rate (codes changed since the previous report)', [{ label: 'mean' }], [[], []]);
+      makeChart('sqnr', 'Weight SQNR (dB)', [{ label: 'mean' }, { label: 'worst projection' }], [[], [], []]);
+    }
+    charts.ternary.setData([qcols.step, qcols.neg, qcols.zero, qcols.pos]);
+    charts.flip.setData([qcols.step, qcols.flip]);
+    charts.sqnr.setData([qcols.step, qcols.sqnrMean, qcols.sqnrMin]);
+  }
+  state.charts = Object.keys(charts);
 }
 
 function scheduleDraw() {
-  if (!drawPending) { drawPending = true; requestAnimationFrame(drawChart); }
+  if (!drawPending) { drawPending = true; requestAnimationFrame(drawCharts); }
 }
-window.addEventListener('resize', scheduleDraw);
-drawChart();
+window.addEventListener('resize', () => {
+  for (const c of Object.values(charts)) c.setSize({ width: Math.max(320, $('charts').clientWidth - 24), height: 200 });
+});
+drawCharts();
+
+const mean = (xs) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : null);
 
 // ---- the worker -------------------------------------------------------------------------------
 
@@ -116,7 +129,7 @@ const on = {
       span.append(v);
       $('status').append(span);
     }
-    for (const id of ['start', 'sampleBtn', 'save', 'load']) $(id).disabled = false;
+    for (const id of ['start', 'sampleBtn', 'save', 'load', 'tbBtn']) $(id).disabled = false;
     log(`ready: ${m.backend} backend, ${m.threads} thread(s), training to step ${m.stopAt === Number.MAX_SAFE_INTEGER ? c.iters : m.stopAt}`);
     if (params.get('autoload') === '1') send('load');
     if (params.get('autostart') === '1') { send('start'); setRunning(true); }
@@ -131,7 +144,49 @@ const on = {
     $('loss').textContent = Number.isFinite(m.loss) ? m.loss.toFixed(3) : 'NaN (skipped)';
     $('tps').textContent = Math.round(tokensEma).toLocaleString('en-US');
     $('lr').textContent = m.lr.toExponential(2);
+    cols.step.push(m.step);
+    cols.loss.push(Number.isFinite(m.loss) ? m.loss : null);
+    cols.val.push(null);
+    cols.best.push(null);
+    cols.lr.push(m.lr);
+    cols.tps.push(tokensEma);
     scheduleDraw();
+  },
+  eval(m) {
+    state.evals.push(m);
+    const i = cols.step.lastIndexOf(m.step);
+    if (i >= 0) cols.val[i] = m.valLoss;
+    if (state.bestValLoss === null || m.valLoss < state.bestValLoss) {
+      state.bestValLoss = m.valLoss;
+      cols.best.fill(null);
+      if (i >= 0) cols.best[i] = m.valLoss;
+    }
+    log(`eval step ${m.step}: val loss ${m.valLoss.toFixed(4)}${m.best ? ' (best so far)' : ''}`);
+    scheduleDraw();
+  },
+  quant(m) {
+    state.quant.push(m);
+    const tern = m.layers.filter((l) => l.precision === 'ternary');
+    qcols.step.push(m.step);
+    for (const k of ['neg', 'zero', 'pos']) qcols[k].push(mean(tern.map((l) => l.ternary[k])));
+    qcols.flip.push(mean(m.layers.map((l) => l.flip_rate).filter((v) => v !== null)));
+    const sq = m.layers.map((l) => l.weight_sqnr_db).filter((v) => v !== null);
+    qcols.sqnrMean.push(mean(sq));
+    qcols.sqnrMin.push(sq.length ? Math.min(...sq) : null);
+    scheduleDraw();
+  },
+  tensorboard(m) {
+    // hand the event file to the browser as a download (put it in a directory; tensorboard --logdir DIR)
+    const url = URL.createObjectURL(new Blob([m.bytes], { type: 'application/octet-stream' }));
+    const a = document.createElement('a');
+    a.href = url;
+    a.download = m.name;
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10_000);
+    state.tensorboard = { name: m.name, bytes: m.bytes.byteLength };
+    log(`TensorBoard events: ${m.name} (${m.bytes.byteLength} bytes)`);
   },
   sample(m) {
     state.samples.push(m);
@@ -175,5 +230,6 @@ $('start').onclick = () => {
 $('sampleBtn').onclick = () => send('sample');
 $('save').onclick = () => send('save');
 $('load').onclick = () => send('load');
+$('tbBtn').onclick = () => send('tensorboard');
 
 send('init', { options });

@@ -3,12 +3,16 @@
 // Trainer, schedule and checkpoint format as the CLI, so a checkpoint saved here resumes with
 // `bitnet-train train --resume` in Node after copying it out of the browser.
 //
-// Messages in:  { type: 'init', options }, then 'start', 'pause', 'save', 'load', 'sample'
-// Messages out: 'ready', 'step', 'sample', 'saved', 'loaded', 'paused', 'done', 'warning', 'error'
+// Like the CLI it evaluates every evalEvery steps, runs the QAT error analysis every errorEvery
+// steps and writes a TensorBoard event file (in memory; 'tensorboard' sends its bytes to the page).
+//
+// Messages in:  { type: 'init', options }, then 'start', 'pause', 'save', 'load', 'sample', 'tensorboard'
+// Messages out: 'ready', 'step', 'eval', 'quant', 'sample', 'saved', 'loaded', 'paused', 'done',
+//               'tensorboard', 'warning', 'error'
 
 /** @type {typeof import('../../dist/index.js')} */
 let lib;
-let trainer, model, heap, dataset, cfg, fs;
+let trainer, model, heap, dataset, cfg, fs, tb, tbFs;
 let options;
 let running = false;
 let sampleCount = 0;
@@ -41,9 +45,15 @@ async function init(opts) {
     WebAssembly.validate = () => false;
   }
   lib = await import('../../dist/index.js');
+  // a worker has no import map: the TensorBoard writer's two libraries, by URL
+  lib.useMonitorLibraries({
+    hashWasm: await import('../../node_modules/hash-wasm/dist/index.esm.js'),
+    protobufWire: await import('../../node_modules/@bufbuild/protobuf/dist/esm/wire/index.js'),
+  });
   const corpusUrl = new URL('../data/tinyshakespeare.txt', import.meta.url);
   const text = await (await fetch(corpusUrl)).text();
   cfg = { ...lib.DEFAULT_RUN_CONFIG };
+  for (const k of ['evalEvery', 'evalIters', 'errorEvery']) if (opts[k] !== null && opts[k] !== undefined) cfg[k] = opts[k];
   dataset = lib.TextDataset.fromText(text, { tokenizer: cfg.tokenizer, valFraction: cfg.valFraction, source: 'tinyshakespeare.txt', contextLength: cfg.context });
   const modelCfg = lib.modelConfigFromRun(cfg, dataset.tokenizer.vocabSize);
   model = lib.createModel(modelCfg);
@@ -56,6 +66,16 @@ async function init(opts) {
   model.materialize(heap, new lib.Rng(cfg.seed));
   const optimizer = new lib.AdamW(model.params, { lr: cfg.lr, betas: [cfg.beta1, cfg.beta2], weightDecay: cfg.weightDecay, clipNorm: cfg.clip });
   fs = await lib.getDefaultFileSystem();
+  tbFs = new lib.MemoryFileSystem();
+  tb = await lib.TensorBoardWriter.create(tbFs, 'tensorboard');
+  const qat = new lib.QatTraining(model, cfg, dataset, null, {
+    onQuantError: async (e) => {
+      post({ type: 'quant', step: e.step, layers: e.layers });
+      await lib.writeQuantError(tb, e, model.params);
+    },
+  });
+  const config = { run: { ...cfg, out: null, logFile: null, resume: null }, model: { ...modelCfg } };
+  lib.writeRunConfig(tb, config);
   trainer = new lib.Trainer({
     model,
     dataset,
@@ -66,10 +86,19 @@ async function init(opts) {
       contextLength: cfg.context,
       schedule: lib.scheduleFromRun(cfg),
       seed: cfg.seed,
+      evalEvery: cfg.evalEvery,
+      evalIters: cfg.evalIters,
+      logEvery: cfg.logEvery,
       checkpoints: { fs, dir: CHECKPOINT_DIR, keep: 2 },
-      config: { run: { ...cfg, out: null, logFile: null, resume: null }, model: { ...modelCfg } },
+      config,
+      extension: qat,
+      tensorboard: tb,
+      onStep: (info) => post({ type: 'step', step: info.step, loss: info.loss, lr: info.lr, tokens: info.tokens, seconds: info.seconds, skipped: info.skipped }),
+      onEval: (i) => post({ type: 'eval', step: i.step, trainLoss: i.trainLoss, valLoss: i.valLoss, best: i.best }),
     },
   });
+  qat.beforeEval(0); // as runTraining does for a fresh run: calibrate static clips (if any) on step 0's state
+  await qat.initialCalibration();
   post({
     type: 'ready',
     backend: backend.name,
@@ -93,11 +122,10 @@ function sample() {
   post({ type: 'sample', step: trainer.step, text: dataset.tokenizer.decode(ids) });
 }
 
-/** One training step, and what follows it (a sample every `sampleEvery`, the end). */
-function step() {
-  const info = trainer.trainStep();
-  post({ type: 'step', step: info.step, loss: info.loss, lr: info.lr, tokens: info.tokens, seconds: info.seconds, skipped: info.skipped });
-  if (options.sampleEvery > 0 && info.step % options.sampleEvery === 0) sample();
+/** One training step through Trainer.train (its evaluation, error analysis and TensorBoard logging), then a sample every `sampleEvery`, the end. */
+async function step() {
+  await trainer.train({ untilStep: trainer.step + 1 });
+  if (options.sampleEvery > 0 && trainer.step % options.sampleEvery === 0) sample();
   if (trainer.step >= Math.min(options.steps, cfg.iters)) {
     running = false;
     sample();
@@ -110,6 +138,11 @@ const commands = {
   start: () => { running = trainer.step < Math.min(options.steps, cfg.iters); },
   pause: () => { running = false; post({ type: 'paused', step: trainer.step }); },
   sample: () => sample(),
+  tensorboard: async () => {
+    await tb.flush();
+    const bytes = await tbFs.readFile(tb.path);
+    post({ type: 'tensorboard', name: tb.path.slice(tb.path.lastIndexOf('/') + 1), bytes });
+  },
   save: async () => {
     const path = await trainer.save();
     post({ type: 'saved', step: trainer.step, path, digest: weightsDigest() });
@@ -144,7 +177,7 @@ void (async function pump() {
       }
     } else if (running) {
       try {
-        step();
+        await step();
       } catch (err) {
         running = false;
         post({ type: 'error', message: `training: ${err?.message ?? err}` });

@@ -30,7 +30,7 @@ export const REPORT_CLIENT_JS = String.raw`
     var u = new uPlot({
       width: W, height: opts.height || 260,
       scales: { x: { time: false }, y: opts.yScale || {} },
-      axes: [{ label: 'step' }, { label: opts.ylabel || '', size: 70 }],
+      axes: [{ label: 'step' }, Object.assign({ label: opts.ylabel || '', size: 70 }, opts.yValues ? { values: opts.yValues } : {})],
       series: [{ label: 'step' }].concat(series.map(function (s, i) {
         return Object.assign({ stroke: COLORS[i % COLORS.length], width: 1.5, spanGaps: true }, s);
       })),
@@ -53,7 +53,7 @@ export const REPORT_CLIENT_JS = String.raw`
     lineChart('loss', 'Loss', joined, series, { ylabel: 'cross-entropy (nats)', height: 320 });
   }
   if (t.step.length > 0) {
-    lineChart('lr', 'Learning rate', [t.step, t.lr], [{ label: 'lr' }], { ylabel: 'lr' });
+    lineChart('lr', 'Learning rate', [t.step, t.lr], [{ label: 'lr' }], { ylabel: 'lr', yValues: function (u, vals) { return vals.map(function (v) { return v.toExponential(1); }); } });
     lineChart('tokens', 'Training speed', [t.step, t.tokensPerSecond], [{ label: 'tokens/s' }], { ylabel: 'tokens/s' });
   }
 
