@@ -22,7 +22,11 @@ export interface FlagSpec {
   spec: OptionSpec;
 }
 
-export const TRAIN_FLAGS: FlagSpec[] = OPTION_SPECS.filter((s) => s.flag).map((spec) => ({ name: `--${kebabCase(spec.key)}`, spec }));
+export const TRAIN_FLAGS: FlagSpec[] = [
+  ...OPTION_SPECS.filter((s) => s.flag).map((spec) => ({ name: `--${kebabCase(spec.key)}`, spec })),
+  // --from-hf DIR is --from naming a Hugging Face model directory (LlamaForCausalLM / BitNetForCausalLM)
+  { name: '--from-hf', spec: { ...OPTION_SPECS.find((s) => s.key === 'from')!, help: 'initialise from a Hugging Face model directory (config.json + safetensors + tokenizer.json): LLaMA or BitNet' } },
+];
 
 /** Options of `sample` that are not run-config keys. */
 export interface SampleArgs {

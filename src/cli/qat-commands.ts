@@ -25,7 +25,7 @@ export async function convertCommand(argv: readonly string[], io: CliIO): Promis
   const get = <K extends keyof RunConfig>(k: K): RunConfig[K] | undefined => (a.config[k] !== undefined ? a.config[k] : fromFile[k]);
   const resume = get('resume');
   const from = get('from');
-  if (!from && !resume) throw new UsageError('convert: --from DIR is required (the checkpoint to convert, e.g. the run directory of a --fp run)');
+  if (!from && !resume) throw new UsageError('convert: --from DIR is required (the checkpoint to convert, e.g. the run directory of a --fp run, or --from-hf DIR for a Hugging Face LLaMA)');
   if (get('fp') === true) throw new UsageError('convert: it makes a BitLinear (ternary) model; drop --fp');
   const flags: Partial<RunConfig> = { ...a.config };
   if (a.teacherFromSource) {
@@ -36,6 +36,8 @@ export async function convertCommand(argv: readonly string[], io: CliIO): Promis
   const base: Partial<RunConfig>[] = [];
   const rampGiven = (['quantWarmup', 'quantWarmupWeights', 'quantWarmupActivations'] as const).some((k) => get(k) !== undefined && get(k) !== null);
   if (!rampGiven && !resume) base.push({ quantWarmup: Math.floor((get('iters') ?? DEFAULT_RUN_CONFIG.iters) / 2) });
+  // a Hugging Face LLaMA's shape layer says fp (it fine-tunes as it is); converting makes it BitLinear
+  if (!resume) base.push({ fp: false });
   return runTrainingCommand(io, fs, { base, fromFile, flags });
 }
 

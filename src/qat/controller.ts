@@ -5,7 +5,7 @@
  * temperature — all pure functions of the step, so a resumed run reproduces them.
  */
 import type { ParameterSet } from '../tensor/parameters.js';
-import type { Block } from '../nn/block.js';
+import type { Block, DecoderBlock } from '../nn/block.js';
 import { BitLinear, bitLinearLayerName } from '../nn/bitlinear.js';
 import type { LinearLayer } from '../nn/linear.js';
 import type { Rng } from '../util/rng.js';
@@ -13,9 +13,9 @@ import {
   type AnnealSchedule, type LayerOrder, type RampSchedule, annealAt, checkAnneal, checkRamp, layerwiseRampAt, rampAt,
 } from './schedule.js';
 
-/** What QAT needs of a model: its blocks (a GPT) and its parameters. */
+/** What QAT needs of a model: its blocks (a GPT's, or a LLaMA-family model's) and its parameters. */
 export interface QatModel {
-  readonly blocks: readonly Block[];
+  readonly blocks: readonly (Block | DecoderBlock)[];
   readonly params: ParameterSet;
 }
 
@@ -31,7 +31,7 @@ export interface BitLinearEntry {
 export function bitLinearLayers(model: QatModel): BitLinearEntry[] {
   const out: BitLinearEntry[] = [];
   model.blocks.forEach((b, block) => {
-    const candidates: (LinearLayer | null)[] = [b.attn.qkv, b.attn.out, b.mlp.gate, b.mlp.up, b.mlp.down];
+    const candidates: (LinearLayer | null)[] = 'projections' in b ? b.projections().map((p) => p.layer) : [b.attn.qkv, b.attn.out, b.mlp.gate, b.mlp.up, b.mlp.down];
     for (const layer of candidates) {
       if (layer instanceof BitLinear) out.push({ name: bitLinearLayerName(layer.names), block, layer });
     }

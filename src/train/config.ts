@@ -39,6 +39,26 @@ export interface RunConfig extends QatRunConfig, MonitorRunConfig, DataRunConfig
   bias: boolean;
   tiedHead: boolean;
   initStd: number;
+  /**
+   * Model family: `'gpt'` (the GPT above), `'llama'` (Hugging Face LlamaForCausalLM: RMSNorm,
+   * RoPE, gated MLP, grouped-query attention) or `'bitnet'` (BitNetForCausalLM, BitNet b1.58 2B4T:
+   * llama + sub-norms). llama/bitnet use `mlp` swiglu or relu2 (gated), RMSNorm and RoPE always.
+   */
+  family: 'gpt' | 'llama' | 'bitnet';
+  /** llama/bitnet: key/value heads (grouped-query attention; null: = heads). */
+  kvHeads: number | null;
+  /** llama/bitnet: head size (null: dim / heads). */
+  headDim: number | null;
+  /** llama/bitnet: MLP width (null: the GPT's default for `mlp`). */
+  hidden: number | null;
+  /** RoPE base θ (null: 10000, or 500000 for bitnet). */
+  ropeTheta: number | null;
+  /** llama/bitnet: epsilon of every RMSNorm (null: 1e-5). */
+  normEps: number | null;
+  /** llama/bitnet: rows of the RoPE table (a Hugging Face model's max_position_embeddings; null: = context). */
+  maxPositions: number | null;
+  /** llama/bitnet: embedding rows (a Hugging Face model's vocab_size, >= the tokenizer's ids; null: the tokenizer's). */
+  vocabRows: number | null;
   /** Optimizer steps of the whole run (also the schedule's length). */
   iters: number;
   /** Peak learning rate. */
@@ -124,6 +144,14 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
   { key: 'bias', type: 'bool', flag: false, help: 'biases in linear layers and norms' },
   { key: 'tiedHead', type: 'bool', flag: false, help: 'share the token embedding with the LM head' },
   { key: 'initStd', type: 'nonNegNum', flag: false, help: 'std of the normal weight init' },
+  { key: 'family', type: 'enum', values: ['gpt', 'llama', 'bitnet'], flag: true, help: 'model family: gpt, llama (LlamaForCausalLM) or bitnet (BitNetForCausalLM, 2B4T)' },
+  { key: 'kvHeads', type: 'posInt', nullable: true, flag: true, help: 'llama/bitnet: key/value heads (grouped-query attention; default = heads)' },
+  { key: 'headDim', type: 'posInt', nullable: true, flag: false, help: 'llama/bitnet: head size (default dim/heads)' },
+  { key: 'hidden', type: 'posInt', nullable: true, flag: true, help: 'MLP width of a llama/bitnet model (default as --mlp)' },
+  { key: 'ropeTheta', type: 'posNum', nullable: true, flag: false, help: 'RoPE base θ (default 10000; bitnet 500000)' },
+  { key: 'normEps', type: 'posNum', nullable: true, flag: false, help: 'llama/bitnet: RMSNorm epsilon (default 1e-5)' },
+  { key: 'maxPositions', type: 'posInt', nullable: true, flag: false, help: 'llama/bitnet: rows of the RoPE table (default = context)' },
+  { key: 'vocabRows', type: 'posInt', nullable: true, flag: false, help: "llama/bitnet: embedding rows (default: the tokenizer's vocabulary)" },
   { key: 'iters', type: 'posInt', flag: true, help: 'optimizer steps' },
   { key: 'lr', type: 'posNum', flag: true, help: 'peak learning rate (default 3e-3 for BitLinear, 1e-3 with --fp)' },
   { key: 'minLr', type: 'nonNegNum', flag: true, help: 'final learning rate' },
@@ -181,6 +209,14 @@ export const DEFAULT_RUN_CONFIG: Readonly<RunConfig> = Object.freeze({
   bias: false,
   tiedHead: false,
   initStd: 0.02,
+  family: 'gpt',
+  kvHeads: null,
+  headDim: null,
+  hidden: null,
+  ropeTheta: null,
+  normEps: null,
+  maxPositions: null,
+  vocabRows: null,
   iters: 1200,
   lr: 3e-3,
   minLr: 1e-4,

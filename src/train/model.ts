@@ -9,6 +9,7 @@
  */
 import type { BitLinearOptions } from '../nn/bitlinear.js';
 import { GPT, type GPTConfig } from '../nn/gpt.js';
+import { type LlamaConfig, LlamaModel, type ResolvedLlamaConfig } from '../nn/llama.js';
 import type { RunConfig } from './config.js';
 import { type STE_VARIANTS, parseSteByLayer } from './qat-config.js';
 
@@ -29,6 +30,19 @@ export interface ModelConfig {
   bias: boolean;
   tiedHead: boolean;
   initStd: number;
+  // ---- the LLaMA families (absent: a GPT) ----
+  /** `'gpt'` (absent), `'llama'` or `'bitnet'`: see `RunConfig.family`. */
+  family?: 'gpt' | 'llama' | 'bitnet';
+  /** llama/bitnet: key/value heads. */
+  kvHeads?: number;
+  /** llama/bitnet: head size. */
+  headDim?: number;
+  /** llama/bitnet: MLP width. */
+  hidden?: number;
+  /** llama/bitnet: RoPE base θ. */
+  ropeTheta?: number;
+  /** llama/bitnet: RMSNorm epsilon. */
+  normEps?: number;
   // ---- BitLinear QAT options (BitLinear models only; absent: the default) ----
   /** Weight STE (`'lsq'` adds `…weight_step` parameters). */
   ste?: (typeof STE_VARIANTS)[number];
@@ -51,16 +65,19 @@ const QAT_FLAG_OF: Record<(typeof MODEL_QAT_KEYS)[number], string> = {
 };
 
 /** The fields that decide the parameter shapes and the computation: a checkpoint must match all of them. */
-export const MODEL_SHAPE_KEYS = ['vocabSize', 'contextLength', 'layers', 'heads', 'dim', 'norm', 'mlp', 'pos', 'bitlinear', 'bitlinearNorm', 'bias', 'tiedHead'] as const;
+export const MODEL_SHAPE_KEYS = ['vocabSize', 'contextLength', 'layers', 'heads', 'dim', 'norm', 'mlp', 'pos', 'bitlinear', 'bitlinearNorm', 'bias', 'tiedHead', 'family', 'kvHeads', 'headDim', 'hidden', 'ropeTheta', 'normEps'] as const;
 
 /** The CLI flag that sets each shape field, for messages. */
 const FLAG_OF: Record<(typeof MODEL_SHAPE_KEYS)[number], string> = {
   vocabSize: '--tokenizer / the corpus', contextLength: '--context', layers: '--layers', heads: '--heads', dim: '--dim',
   norm: '--norm', mlp: '--mlp', pos: '--pos', bitlinear: '--fp', bitlinearNorm: '--bitlinear-norm', bias: 'bias', tiedHead: 'tiedHead',
+  family: '--family', kvHeads: '--kv-heads', headDim: 'headDim', hidden: '--hidden', ropeTheta: 'ropeTheta', normEps: 'normEps',
 };
 
 /** The model config a run config describes, for a tokenizer of `vocabSize` ids. */
 export function modelConfigFromRun(run: RunConfig, vocabSize: number): ModelConfig {
+  const family = run.family ?? 'gpt';
+  if (family !== 'gpt') return llamaModelConfigFromRun(run, vocabSize, family);
   return {
     vocabSize,
     contextLength: run.context,
@@ -83,6 +100,76 @@ export function modelConfigFromRun(run: RunConfig, vocabSize: number): ModelConf
       keepFp: [...run.keepFp],
       keepInt8: [...run.keepInt8],
     }),
+  };
+}
+
+/**
+ * A llama/bitnet `ModelConfig` from a run config: RMSNorm and RoPE always, `mlp` swiglu (SiLU) or
+ * relu2 as the gated activation, `bias` for both attention and MLP, no BitLinear norm of its own
+ * (BitNet's sub-norms are separate layers). Throws naming the flag for what the family lacks.
+ */
+function llamaModelConfigFromRun(run: RunConfig, vocabSize: number, family: 'llama' | 'bitnet'): ModelConfig {
+  if (run.mlp === 'gelu') throw new Error(`--family ${family}: the MLP is gated; give --mlp swiglu (SiLU, LLaMA) or --mlp relu2 (BitNet b1.58 2B4T)`);
+  if (run.norm !== 'rms') throw new Error(`--family ${family}: norms are RMSNorm; give --norm rms`);
+  if (run.pos !== 'rope') throw new Error(`--family ${family}: positions are RoPE; give --pos rope`);
+  if (run.maxPositions !== null && run.maxPositions < run.context) throw new Error(`maxPositions ${run.maxPositions} is shorter than --context ${run.context}`);
+  if (run.vocabRows !== null && run.vocabRows < vocabSize) throw new Error(`the tokenizer has ${vocabSize} ids but the model has ${run.vocabRows} embedding rows (vocabRows); use the model's own tokenizer`);
+  const hidden = run.hidden ?? (run.mlp === 'swiglu' ? Math.ceil((8 * run.dim) / 3 / 16) * 16 : 4 * run.dim);
+  const base: ModelConfig = {
+    family,
+    vocabSize: run.vocabRows ?? vocabSize,
+    contextLength: run.maxPositions ?? run.context,
+    layers: run.layers,
+    heads: run.heads,
+    dim: run.dim,
+    norm: 'rms',
+    mlp: run.mlp,
+    pos: 'rope',
+    bitlinear: !run.fp,
+    bitlinearNorm: false,
+    bias: run.bias,
+    tiedHead: run.tiedHead,
+    initStd: run.initStd,
+    kvHeads: run.kvHeads ?? run.heads,
+    headDim: run.headDim ?? run.dim / run.heads,
+    hidden,
+    ropeTheta: run.ropeTheta ?? (family === 'bitnet' ? 500000 : 10000),
+    normEps: run.normEps ?? 1e-5,
+  };
+  if (run.fp) return base;
+  return {
+    ...base,
+    ste: run.ste,
+    steByLayer: parseSteByLayer(run.steByLayer),
+    activationScale: run.activationScale,
+    activationSte: run.activationSte ?? (run.activationScale === 'static' ? 'clipped' : 'identity'),
+    keepFp: [...run.keepFp],
+    keepInt8: [...run.keepInt8],
+  };
+}
+
+/** The `LlamaConfig` a llama/bitnet `ModelConfig` describes. */
+export function llamaConfigOf(cfg: ModelConfig): LlamaConfig {
+  if (cfg.family !== 'llama' && cfg.family !== 'bitnet') throw new Error(`llamaConfigOf: model family ${String(cfg.family ?? 'gpt')} is not a LLaMA family`);
+  return {
+    family: cfg.family,
+    vocabSize: cfg.vocabSize,
+    contextLength: cfg.contextLength,
+    layers: cfg.layers,
+    heads: cfg.heads,
+    dim: cfg.dim,
+    hidden: cfg.hidden!,
+    kvHeads: cfg.kvHeads,
+    headDim: cfg.headDim,
+    ropeTheta: cfg.ropeTheta,
+    normEps: cfg.normEps,
+    tiedHead: cfg.tiedHead,
+    attentionBias: cfg.bias,
+    mlpBias: cfg.bias,
+    act: cfg.mlp === 'relu2' ? 'relu2' : 'silu',
+    initStd: cfg.initStd,
+    bitlinear: cfg.bitlinear,
+    bitlinearOptions: { ...bitLinearOptionsOf(cfg), norm: false },
   };
 }
 
@@ -115,8 +202,17 @@ export function modelShapeDifferences(saved: Partial<ModelConfig>, requested: Mo
   return out;
 }
 
-/** Build the GPT a `ModelConfig` describes (not yet materialized). */
-export function createModel(cfg: ModelConfig): GPT {
+/** Every model family a run trains: the GPT, or a LLaMA-family model (llama, bitnet). */
+export type LanguageModel = GPT | LlamaModel;
+
+/** Build the model a `ModelConfig` describes (not yet materialized): a GPT, or a `LlamaModel` for family llama/bitnet. */
+export function createModel(cfg: ModelConfig): LanguageModel {
+  if (cfg.family === 'llama' || cfg.family === 'bitnet') return new LlamaModel(llamaConfigOf(cfg));
+  return createGPT(cfg);
+}
+
+/** Build the GPT a (gpt-family) `ModelConfig` describes. */
+export function createGPT(cfg: ModelConfig): GPT {
   const gptConfig: GPTConfig = {
     vocabSize: cfg.vocabSize,
     contextLength: cfg.contextLength,
@@ -153,6 +249,8 @@ export function bitLinearOptionsOf(cfg: ModelConfig): BitLinearOptions {
  * `sampleFromCheckpoint` can rebuild it). Options the model's config lacks get their defaults.
  */
 export function modelConfigOf(resolved: object): ModelConfig {
+  const fam = (resolved as { family?: string }).family;
+  if (fam === 'llama' || fam === 'bitnet') return modelConfigOfLlama(resolved as ResolvedLlamaConfig);
   const c = resolved as Partial<ModelConfig> & { vocabSize: number; contextLength: number; layers: number; heads: number; dim: number };
   const o = (resolved as { bitlinearOptions?: BitLinearOptions }).bitlinearOptions;
   const qat = c.bitlinear && o ? {
@@ -178,5 +276,36 @@ export function modelConfigOf(resolved: object): ModelConfig {
     tiedHead: c.tiedHead ?? false,
     initStd: c.initStd ?? 0.02,
     ...qat,
+  };
+}
+
+/** The `ModelConfig` of a resolved llama/bitnet config (attention and MLP biases must agree: one `bias` flag). */
+function modelConfigOfLlama(c: ResolvedLlamaConfig): ModelConfig {
+  if (c.attentionBias !== c.mlpBias) throw new Error(`a model with attention_bias ${c.attentionBias} and mlp_bias ${c.mlpBias} cannot be trained from the CLI (one bias flag for both); use the API (LlamaModel)`);
+  const o = c.bitlinearOptions;
+  return {
+    family: c.family,
+    vocabSize: c.vocabSize,
+    contextLength: c.contextLength,
+    layers: c.layers,
+    heads: c.heads,
+    dim: c.dim,
+    norm: 'rms',
+    mlp: c.act === 'relu2' ? 'relu2' : 'swiglu',
+    pos: 'rope',
+    bitlinear: c.bitlinear,
+    bitlinearNorm: false,
+    bias: c.attentionBias,
+    tiedHead: c.tiedHead,
+    initStd: c.initStd,
+    kvHeads: c.kvHeads,
+    headDim: c.headDim,
+    hidden: c.hidden,
+    ropeTheta: c.ropeTheta,
+    normEps: c.normEps,
+    ...(c.bitlinear ? {
+      ste: o.ste ?? 'identity', steByLayer: { ...(o.steByLayer ?? {}) }, activationScale: o.activationScale ?? 'token', activationSte: o.activationSte ?? 'identity',
+      keepFp: [...(o.keepFp ?? [])], keepInt8: [...(o.keepInt8 ?? [])],
+    } : {}),
   };
 }

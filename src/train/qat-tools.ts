@@ -14,7 +14,6 @@ import { createBackend } from '../backend/index.js';
 import { TextDataset } from '../data/dataset.js';
 import { type JsonObject, saveCheckpoint } from '../io/checkpoint.js';
 import type { SafetensorsTensor } from '../io/safetensors.js';
-import type { GPT } from '../nn/gpt.js';
 import type { TokenBatch } from '../optim/train-step.js';
 import {
   type CalibrationMethod, type CalibrationResult, type QuantReport, QuantErrorAnalyzer, type SensitivityReport, calibrate, sensitivityAnalysis,
@@ -24,7 +23,7 @@ import { defaultThreads } from '../runtime/threads.js';
 import { Heap } from '../tensor/heap.js';
 import { Rng } from '../util/rng.js';
 import { DEFAULT_RUN_CONFIG } from './config.js';
-import { type ModelConfig, createModel } from './model.js';
+import { type LanguageModel, type ModelConfig, createModel } from './model.js';
 import { type RunEnvironment, readInput } from './run.js';
 import { type SourceCheckpoint, analysisBatches, loadSourceCheckpoint } from './sources.js';
 import { exportModelTensors, importModelTensors } from './state.js';
@@ -46,7 +45,7 @@ export interface CheckpointToolOptions {
 /** A checkpoint's model materialized on a fresh backend, with batches of its corpus. */
 interface Loaded {
   src: SourceCheckpoint;
-  model: GPT;
+  model: LanguageModel;
   modelCfg: ModelConfig;
   heap: Heap;
   dataset: TextDataset;
@@ -56,7 +55,7 @@ interface Loaded {
   dispose(): void;
 }
 
-async function loadForTool(command: string, o: CheckpointToolOptions, env: RunEnvironment, edit: (m: ModelConfig) => ModelConfig, prepare?: (model: GPT) => void): Promise<Loaded> {
+async function loadForTool(command: string, o: CheckpointToolOptions, env: RunEnvironment, edit: (m: ModelConfig) => ModelConfig, prepare?: (model: LanguageModel) => void): Promise<Loaded> {
   const fs = env.fs ?? (await getDefaultFileSystem());
   const src = await loadSourceCheckpoint(fs, o.ckpt, '--ckpt');
   if (!src.tokenizer) throw new Error(`--ckpt ${src.ckpt.dir}: trainer.json has no tokenizer; cannot turn text into ids`);

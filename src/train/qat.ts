@@ -11,7 +11,6 @@
 import { add } from '../autograd/ops/elementwise.js';
 import type { TextDataset } from '../data/dataset.js';
 import type { JsonObject } from '../io/checkpoint.js';
-import type { GPT } from '../nn/gpt.js';
 import type { TokenBatch } from '../optim/train-step.js';
 import {
   type CalibrateOptions, type CalibrationResult, QatController, type QatControllerOptions, QatRegularizer, type QuantReport,
@@ -22,6 +21,7 @@ import { Rng } from '../util/rng.js';
 import type { RunConfig } from './config.js';
 import type { StepExtension } from './extension.js';
 import type { CalibrationEvent, QuantErrorEvent } from './log.js';
+import type { LanguageModel } from './model.js';
 
 /** What `QatTraining` reports (the run writes them to the log and the progress output). */
 export interface QatEvents {
@@ -72,10 +72,10 @@ export class QatTraining implements StepExtension {
    * same heap (distillation), checked by the caller with `checkTeacher`.
    */
   constructor(
-    readonly model: GPT,
+    readonly model: LanguageModel,
     readonly cfg: RunConfig,
     readonly dataset: TextDataset,
-    readonly teacher: GPT | null = null,
+    readonly teacher: LanguageModel | null = null,
     readonly events: QatEvents = {},
   ) {
     this.bitlinear = bitLinearLayers(model).length > 0;

@@ -5,10 +5,16 @@
  * `--keep-int8` / `--ste-by-layer`, and `--auto-mixed-precision`.
  */
 import type { TextDataset } from '../data/dataset.js';
+import { HfTokenizer } from '../data/hf-tokenizer.js';
+import { hfFilesFromFileSystem } from '../io/hf/source.js';
+import { readHfWeights } from '../io/hf/weights.js';
+import type { JsonObject } from '../io/checkpoint.js';
+import type { SafetensorsTensor } from '../io/safetensors.js';
+import { llamaConfigFromHf } from '../nn/hf-config.js';
+import { LlamaModel, resolveLlamaConfig } from '../nn/llama.js';
 import { type Tokenizer, tokenizerFromJSON } from '../data/tokenizer.js';
 import { CheckpointError, type LoadedCheckpoint, loadCheckpoint } from '../io/checkpoint.js';
 import { resolveCheckpointDir } from '../io/checkpoint-manager.js';
-import type { GPT } from '../nn/gpt.js';
 import { projectionNames } from '../nn/bitlinear.js';
 import type { TokenBatch } from '../optim/train-step.js';
 import { type SensitivityReport, autoMixedPrecision, checkTeacher, sensitivityAnalysis } from '../qat/index.js';
@@ -16,7 +22,7 @@ import type { FileSystem } from '../runtime/fs-types.js';
 import type { Heap } from '../tensor/heap.js';
 import { Rng } from '../util/rng.js';
 import { type RunConfig, closest, validatePartialConfig } from './config.js';
-import { type ModelConfig, createModel, modelShapeDifferences } from './model.js';
+import { type LanguageModel, type ModelConfig, createModel, modelConfigOf, modelShapeDifferences } from './model.js';
 import { importModelTensors } from './state.js';
 
 /** A checkpoint read by another run. */
@@ -30,8 +36,52 @@ export interface SourceCheckpoint {
   tokenizer: Tokenizer | undefined;
 }
 
+/** Whether `path` is a Hugging Face model directory (a config.json, not a bitnet-train checkpoint's trainer.json). */
+export async function isHfModelDirectory(fs: FileSystem, path: string): Promise<boolean> {
+  const dir = path.replace(/\/+$/, '');
+  return (await fs.exists(`${dir}/config.json`)) && !(await fs.exists(`${dir}/trainer.json`));
+}
+
+/**
+ * A Hugging Face directory (`--from-hf DIR`, or `--from` / `--teacher` naming one) as a source:
+ * its config.json mapped to a llama/bitnet model config, its weights read and converted to f32
+ * (one copy of the model; packed BitNet weights become latent weights quantising to the same
+ * codes), and its tokenizer.json. The run then trains that model on the corpus with that
+ * tokenizer. Errors start with `flag path:`.
+ */
+export async function loadHfSource(fs: FileSystem, path: string, flag: string): Promise<SourceCheckpoint> {
+  const dir = path.replace(/\/+$/, '');
+  try {
+    const files = hfFilesFromFileSystem(fs, dir);
+    const spec = llamaConfigFromHf(JSON.parse(await files.readText('config.json')), `${dir}/config.json`);
+    const resolved = resolveLlamaConfig(spec.config);
+    const model = modelConfigOf(resolved);
+    let tokenizer: Tokenizer | undefined;
+    if (await files.exists('tokenizer.json')) {
+      const tc = (await files.exists('tokenizer_config.json')) ? JSON.parse(await files.readText('tokenizer_config.json')) : {};
+      const hf = HfTokenizer.fromJSON(JSON.parse(await files.readText('tokenizer.json')), tc);
+      if (hf.vocabSize > resolved.vocabSize) {
+        throw new Error(`${dir}/tokenizer.json: the tokenizer has ${hf.vocabSize} ids but config.json vocab_size is ${resolved.vocabSize}; use the tokenizer files that came with these weights`);
+      }
+      tokenizer = hf;
+    }
+    const { values } = await readHfWeights(new LlamaModel(spec.config), files, spec);
+    const tensors = new Map<string, SafetensorsTensor>();
+    const shapes = new Map([...new LlamaModel(spec.config).params].map(([n, t]) => [n, t.shape]));
+    for (const [name, data] of values) tensors.set(name, { dtype: 'F32', shape: [...shapes.get(name)!], data });
+    const ckpt: LoadedCheckpoint = {
+      dir, formatVersion: 0, model: tensors,
+      trainer: { step: 0, config: { model: model as unknown as JsonObject }, rng: new Rng(0).state(), ...(tokenizer ? { tokenizer: tokenizer.toJSON() } : {}) },
+    };
+    return { flag, ckpt, model, run: {}, tokenizer };
+  } catch (err) {
+    throw new Error(`${flag} ${dir}: ${(err as Error).message.replace(`${dir}/`, '').replace(/^config\.json: /, 'config.json: ')}`);
+  }
+}
+
 /** Load a checkpoint (or a run directory's latest) named by `flag`; errors start with `flag path:`. */
 export async function loadSourceCheckpoint(fs: FileSystem, path: string, flag: string): Promise<SourceCheckpoint> {
+  if (await isHfModelDirectory(fs, path)) return loadHfSource(fs, path, flag);
   let ckpt: LoadedCheckpoint;
   try {
     ckpt = await loadCheckpoint(fs, await resolveCheckpointDir(fs, path));
@@ -52,11 +102,18 @@ export async function loadSourceCheckpoint(fs: FileSystem, path: string, flag: s
 export function shapeLayerOf(src: SourceCheckpoint): Partial<RunConfig> {
   const m = src.model;
   const r = src.run;
+  const family = m.family ?? 'gpt';
+  const llama: Partial<RunConfig> = family === 'gpt' ? {} : {
+    family, kvHeads: m.kvHeads ?? null, headDim: m.headDim ?? null, hidden: m.hidden ?? null, ropeTheta: m.ropeTheta ?? null, normEps: m.normEps ?? null,
+    // a Hugging Face model keeps its RoPE table (max_position_embeddings); the training window is --context
+    maxPositions: m.contextLength, vocabRows: m.vocabSize, fp: !m.bitlinear,
+  };
   return {
+    ...llama,
     ...(r.data !== undefined ? { data: r.data } : {}),
     ...(r.tokenizer !== undefined ? { tokenizer: r.tokenizer } : {}),
     ...(r.valFraction !== undefined ? { valFraction: r.valFraction } : {}),
-    layers: m.layers, heads: m.heads, dim: m.dim, context: m.contextLength, norm: m.norm, mlp: m.mlp, pos: m.pos, bias: m.bias, tiedHead: m.tiedHead, initStd: m.initStd,
+    layers: m.layers, heads: m.heads, dim: m.dim, ...(family === 'gpt' ? { context: m.contextLength } : {}), norm: m.norm, mlp: m.mlp, pos: m.pos, bias: m.bias, tiedHead: m.tiedHead, initStd: m.initStd,
     // a full-precision model has no norm in front of its projections: without BitLinear's built-in
     // one, λ = 0 reproduces it bit for bit (a BitLinear source keeps its own setting)
     bitlinearNorm: m.bitlinear ? (m.bitlinearNorm ?? true) : false,
@@ -70,7 +127,7 @@ export function checkSourceShape(src: SourceCheckpoint, requested: ModelConfig):
 }
 
 /** Load `--from` weights into `model`: parameters the checkpoint lacks (QAT additions) keep their init; its QAT-only tensors the model lacks are skipped. */
-export function importSourceWeights(model: GPT, src: SourceCheckpoint): void {
+export function importSourceWeights(model: LanguageModel, src: SourceCheckpoint): void {
   const tensors = new Map([...src.ckpt.model].filter(([name]) => model.params.has(name) || !/\.(weight_step|input_clip)$/.test(name)));
   importModelTensors(model.params, tensors, `${src.flag} ${src.ckpt.dir}/model.safetensors`, { partial: true });
 }
@@ -88,7 +145,7 @@ export function checkTeacherSource(src: SourceCheckpoint, student: ModelConfig, 
 }
 
 /** Build the teacher on the student's heap (materialized, weights loaded); its forward runs without a gradient. */
-export function buildTeacher(heap: Heap, src: SourceCheckpoint): GPT {
+export function buildTeacher(heap: Heap, src: SourceCheckpoint): LanguageModel {
   const teacher = createModel(src.model).materialize(heap, new Rng(0));
   importModelTensors(teacher.params, src.ckpt.model, `${src.flag} ${src.ckpt.dir}/model.safetensors`);
   return teacher;
@@ -143,7 +200,7 @@ export function analysisBatches(dataset: TextDataset, B: number, T: number, n: n
  * sensitivity on the model as it is (the `--from` weights, or the initial ones) and keep the
  * chosen projections (besides those kept explicitly) in `cfg.autoMixedPrecisionAs`.
  */
-export async function chooseMixedPrecision(model: GPT, cfg: RunConfig, dataset: TextDataset): Promise<{ projections: string[]; report: SensitivityReport } | null> {
+export async function chooseMixedPrecision(model: LanguageModel, cfg: RunConfig, dataset: TextDataset): Promise<{ projections: string[]; report: SensitivityReport } | null> {
   if (cfg.autoMixedPrecision === null && cfg.autoMixedPrecisionThreshold === null) return null;
   const batches = analysisBatches(dataset, cfg.batch, cfg.context, cfg.sensitivityBatches, cfg.seed + 104723);
   const report = await sensitivityAnalysis(model, batches);

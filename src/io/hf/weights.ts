@@ -115,6 +115,31 @@ interface Plan {
  * the directory lacks — before any parameter is written.
  */
 export async function loadHfWeights(model: LlamaModel, files: HfFiles, spec: HfModelSpec, options: HfWeightsOptions = {}): Promise<HfWeightsReport> {
+  return readCheckpoint(model, files, spec, options, (plans, opened) => {
+    options.beforeWrite?.();
+    const be = model.params.heap.backend;
+    return stream(model, plans, opened, options, (param, start, values) => be.write(model.params.getParam(param).offset + start, values));
+  });
+}
+
+/**
+ * The same checks and conversions as `loadHfWeights`, into f32 arrays by parameter name instead
+ * of a heap (`model` need not be materialized): what `--from` / `--teacher` of a training run
+ * import. Holds one f32 copy of the model.
+ */
+export async function readHfWeights(model: LlamaModel, files: HfFiles, spec: HfModelSpec, options: HfWeightsOptions = {}): Promise<{ values: Map<string, Float32Array>; report: HfWeightsReport }> {
+  const values = new Map<string, Float32Array>();
+  const report = await readCheckpoint(model, files, spec, options, (plans, opened) => {
+    const sizes = new Map([...model.params].map(([n, t]) => [n, t.size]));
+    for (const p of plans) values.set(p.param, new Float32Array(sizes.get(p.param)!));
+    return stream(model, plans, opened, options, (param, start, v) => values.get(param)!.set(v, start));
+  });
+  return { values, report };
+}
+
+type WeightSink = (param: string, start: number, values: Float32Array) => void;
+
+async function readCheckpoint(model: LlamaModel, files: HfFiles, spec: HfModelSpec, options: HfWeightsOptions, run: (plans: Plan[], opened: SafetensorsFile[]) => Promise<HfWeightsReport>): Promise<HfWeightsReport> {
   const { shards, index } = await listShards(files);
   const opened: SafetensorsFile[] = [];
   try {
@@ -136,9 +161,7 @@ export async function loadHfWeights(model: LlamaModel, files: HfFiles, spec: HfM
       const absent = [...index.keys()].filter((n) => !where.has(n));
       if (absent.length > 0) throw new HfCheckpointError(`${files.dir}/${INDEX}: lists tensors its shards do not hold: ${firstFew(absent)}; re-download the checkpoint`);
     }
-    const plans = planLoad(model, spec, where, files.dir);
-    options.beforeWrite?.();
-    return await stream(model, plans, opened, options);
+    return await run(planLoad(model, spec, where, files.dir), opened);
   } finally {
     await Promise.all(opened.map((f) => f.reader.close().catch(() => {})));
   }
@@ -235,8 +258,8 @@ export function unpackTernaryRows(packed: Uint8Array, out: number, inFeatures: n
   return codes;
 }
 
-async function stream(model: LlamaModel, plans: Plan[], opened: SafetensorsFile[], options: HfWeightsOptions): Promise<HfWeightsReport> {
-  const be = model.params.heap.backend;
+async function stream(model: LlamaModel, plans: Plan[], opened: SafetensorsFile[], options: HfWeightsOptions, sink: WeightSink): Promise<HfWeightsReport> {
+  const shapes = new Map([...model.params].map(([n, t]) => [n, t.shape]));
   const bytesTotal = plans.reduce((a, p) => a + (p.entry.dataOffsets[1] - p.entry.dataOffsets[0]) + (p.scale ? p.scale.entry.dataOffsets[1] - p.scale.entry.dataOffsets[0] : 0), 0);
   let bytesDone = 0;
   const report = (file: string, tensor: string, n: number) => {
@@ -244,9 +267,9 @@ async function stream(model: LlamaModel, plans: Plan[], opened: SafetensorsFile[
     options.onProgress?.({ file, tensor, bytesDone, bytesTotal });
   };
   for (const plan of plans) {
-    const t = model.params.getParam(plan.param);
+    const shape = shapes.get(plan.param)!;
     if (!plan.scale) {
-      await streamTensorF32(plan.file, plan.param, (values, start) => be.write(t.offset + start, values), (n) => report(plan.file.source, plan.param, n));
+      await streamTensorF32(plan.file, plan.param, (values, start) => sink(plan.param, start, values), (n) => report(plan.file.source, plan.param, n));
       continue;
     }
     // offline BitNet projection: codes + one scale → latent weights quantising to them
@@ -257,7 +280,7 @@ async function stream(model: LlamaModel, plans: Plan[], opened: SafetensorsFile[
     if (!(Number.isFinite(stored) && stored > 0)) throw new HfCheckpointError(`${plan.scale.file.source}: tensor ${scaleNameOf(plan.param)} is ${stored}; a weight scale must be a finite number > 0 (the file is corrupt)`);
     // bitlinear: y = xq·Wq / (s_x · weight_scale), so weight_scale = s; autobitlinear offline: y = (xq/s_x)·Wq · weight_scale, so s = 1/weight_scale
     const s = plan.scale.divides ? stored : 1 / stored;
-    const [out, inF] = t.shape as [number, number];
+    const [out, inF] = shape as [number, number];
     let codes: ArrayLike<number>;
     if (plan.entry.dtype === 'U8') {
       codes = unpackTernaryRows(await readTensorBytes(plan.file, plan.param), out, inF, plan.file.source, plan.param);
@@ -272,7 +295,7 @@ async function stream(model: LlamaModel, plans: Plan[], opened: SafetensorsFile[
     } catch (err) {
       throw new HfCheckpointError(`${plan.file.source}: tensor ${plan.param}: ${(err as Error).message}`);
     }
-    be.write(t.offset, latent);
+    sink(plan.param, 0, latent);
     report(plan.file.source, plan.param, plan.entry.dataOffsets[1] - plan.entry.dataOffsets[0] + scaleBytes.length);
   }
   return { files: opened.map((f) => f.source), tensors: plans.length, bytes: bytesDone };

@@ -1,0 +1,81 @@
+// Training runs that start from a Hugging Face directory (`--from-hf DIR`, or `--from` naming one):
+// fine-tuning a LLaMA and a BitNet from the fixtures with their tokenizer.json lowers the loss,
+// `convert --from-hf` turns the LLaMA into a BitLinear one, and the checkpoints record the family
+// so `sample` and `--resume` rebuild the same model.
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { loadCheckpoint } from '../src/io/checkpoint.js';
+import { resolveCheckpointDir } from '../src/io/checkpoint-manager.js';
+import { MemoryFileSystem } from '../src/runtime/fs.js';
+import { runCli } from '../src/cli/commands.js';
+import { runTraining, sampleFromCheckpoint } from '../src/train/run.js';
+
+const FIXTURES = new URL('../../shared/fixtures/hf/', import.meta.url).pathname;
+const CORPUS = readFileSync(new URL('../examples/data/tinyshakespeare.txt', import.meta.url), 'utf8').slice(0, 12000);
+
+/** A character-level BPE tokenizer.json (no merges) over the corpus' characters, padded with unused tokens to the fixtures' 97 ids. */
+function charTokenizer(text: string): object {
+  const chars = [...new Set(text)].sort();
+  while (chars.length < 97) chars.push(`<unused${chars.length}>`);
+  return {
+    version: '1.0', truncation: null, padding: null, added_tokens: [], normalizer: null, pre_tokenizer: null, post_processor: null, decoder: null,
+    model: { type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: false, byte_fallback: false, vocab: Object.fromEntries(chars.map((c, i) => [c, i])), merges: [] },
+  };
+}
+
+/** A memory file system with the fixture `name` (+ a tokenizer.json) under hf/ and the corpus as small.txt. */
+function withFixture(name: string): MemoryFileSystem {
+  const files: Record<string, string | Uint8Array> = { 'small.txt': CORPUS, 'hf/tokenizer.json': JSON.stringify(charTokenizer(CORPUS)) };
+  for (const f of ['config.json', 'model.safetensors']) files[`hf/${f}`] = new Uint8Array(readFileSync(`${FIXTURES}${name}/${f}`));
+  return new MemoryFileSystem(files);
+}
+
+const RUN = { data: 'small.txt', context: 32, batch: 4, evalIters: 2, evalEvery: 100, logEvery: 1, threads: 1, warmup: 0, lr: 3e-3, sampleTokens: 8 } as const;
+
+function silentIo(fs: MemoryFileSystem) {
+  let out = '';
+  let err = '';
+  return { io: { fs, stdout: { write: (s: string) => void (out += s) }, stderr: { write: (s: string) => void (err += s) } }, out: () => out, err: () => err };
+}
+
+describe('training from a Hugging Face directory', () => {
+  for (const name of ['tiny-llama-gqa', 'tiny-bitnet-bf16']) {
+    it(`${name}: --from-hf fine-tunes the model with its tokenizer; 20 steps lower the loss; the checkpoint records the family`, async () => {
+      const fs = withFixture(name);
+      const losses: number[] = [];
+      const res = await runTraining({ ...RUN, from: 'hf', iters: 20, out: 'run' }, { onLog: (i) => void losses.push(i.loss) }, { fs });
+      expect(losses.length).toBe(20);
+      const avg = (a: number[]) => a.reduce((s, v) => s + v, 0) / a.length;
+      expect(avg(losses.slice(-5))).toBeLessThan(avg(losses.slice(0, 5)) - 0.3);
+      const ckpt = await loadCheckpoint(fs, await resolveCheckpointDir(fs, res.outDir));
+      expect(ckpt.trainer.step).toBe(20);
+      const model = (ckpt.trainer.config as { model: Record<string, unknown> }).model;
+      expect(model).toMatchObject(name === 'tiny-llama-gqa'
+        ? { family: 'llama', kvHeads: 2, heads: 4, dim: 64, hidden: 160, contextLength: 128, bitlinear: false, tiedHead: false }
+        : { family: 'bitnet', kvHeads: 2, mlp: 'relu2', bitlinear: true, tiedHead: true, ropeTheta: 500000 });
+      expect(ckpt.trainer.tokenizer).toMatchObject({ kind: 'hf' });
+      const s = await sampleFromCheckpoint({ ckpt: res.outDir, prompt: 'ROMEO:', tokens: 5, temperature: 0, topK: 0, seed: 1, backend: 'wasm' } as never, { fs });
+      expect(s.ids.length).toBe(5);
+    });
+  }
+
+  it('convert --from-hf turns a LLaMA into a BitLinear model (progressive, λ from 0) and trains it', async () => {
+    const fs = withFixture('tiny-llama-gqa');
+    const s = silentIo(fs);
+    const code = await runCli(['convert', '--from-hf', 'hf', '--data', 'small.txt', '--iters', '6', '--context', '32', '--batch', '4', '--eval-iters', '2', '--threads', '1', '--out', 'conv'], s.io);
+    expect(s.err()).toBe('');
+    expect(code).toBe(0);
+    const ckpt = await loadCheckpoint(fs, await resolveCheckpointDir(fs, 'conv'));
+    expect(ckpt.trainer.step).toBe(6);
+    const saved = ckpt.trainer.config as { model: Record<string, unknown>; run: Record<string, unknown> };
+    expect(saved.model).toMatchObject({ family: 'llama', bitlinear: true, bitlinearNorm: false, kvHeads: 2 });
+    expect(saved.run).toMatchObject({ quantWarmup: 3, family: 'llama', fp: false });
+  });
+
+  it('names the flag and the file when the directory is not a model it can run', async () => {
+    const fs = withFixture('tiny-llama-gqa');
+    await fs.writeFile('hf/config.json', JSON.stringify({ ...JSON.parse(readFileSync(`${FIXTURES}tiny-llama-gqa/config.json`, 'utf8')), rope_scaling: { rope_type: 'yarn', factor: 4 } }));
+    await expect(runTraining({ ...RUN, from: 'hf', iters: 2, out: 'bad' }, {}, { fs })).rejects.toThrow(/^--from hf: config\.json: rope_scaling .*"yarn" is not implemented/);
+    expect(await fs.exists('bad')).toBe(false);
+  });
+});
