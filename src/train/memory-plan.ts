@@ -125,7 +125,8 @@ export function checkMemoryPlan(plan: MemoryPlan, limit: MemoryLimit, shape: { b
   if (plan.totalElements <= limit.elements) return;
   const b = limit.bytesPerElement;
   const blocks = plan.stateBlocks === 2 ? 'weights, gradients, AdamW m and v' : plan.stateBlocks === 1 ? 'weights, gradients, momentum' : shape.training ? 'weights, gradients' : 'weights';
-  const params = plan.parameters >= 1e6 ? `${(plan.parameters / 1e6).toPrecision(3)}M` : String(plan.parameters);
+  const p = plan.parameters;
+  const params = p >= 1e12 ? p.toExponential(2) : p >= 1e9 ? `${(p / 1e9).toPrecision(3)}B` : p >= 1e6 ? `${(p / 1e6).toPrecision(3)}M` : String(p);
   const acts = shape.batch !== undefined ? `batch ${shape.batch} x context ${shape.context}` : `context ${shape.context}`;
   const fix = shape.training
     ? plan.staticElements > limit.elements ? 'lower --layers or --dim' : 'lower --batch (activations grow with it; --grad-accum keeps the tokens per step), --context, --dim or --layers'
@@ -158,6 +159,8 @@ export function checkRunMemory(
   teacher?: ModelConfig,
 ): void {
   checkModelShape(model, 'config');
+  const limit = backendMemoryLimit(run.backend);
+  checkMemoryPlan(planTrainingMemory(model, run, teacher), limit, { batch: run.batch, context: run.context, training: true });
   const evalBytes = 2 * run.evalIters * 2 * run.batch * run.context * 4; // two splits, inputs and targets, int32
   if (evalBytes > MAX_EVAL_BATCH_BYTES) {
     const fit = Math.floor(MAX_EVAL_BATCH_BYTES / (16 * run.batch * run.context));
@@ -167,6 +170,4 @@ export function checkRunMemory(
     );
   }
   checkSampleTokens(run.sampleTokens, 'sampleTokens');
-  const limit = backendMemoryLimit(run.backend);
-  checkMemoryPlan(planTrainingMemory(model, run, teacher), limit, { batch: run.batch, context: run.context, training: true });
 }

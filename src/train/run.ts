@@ -21,6 +21,7 @@ import { loadTrainingCorpus } from '../data/run-corpus.js';
 import { type Tokenizer, tokenizerFromJSON } from '../data/tokenizer.js';
 import { type JsonObject, type LoadedCheckpoint, loadCheckpoint } from '../io/checkpoint.js';
 import { resolveCheckpointDir } from '../io/checkpoint-manager.js';
+import { RUN_LOCK_DIR, type RunLock, acquireRunLock } from '../io/run-lock.js';
 import { StepProfiler, formatProfile } from '../monitor/profiler.js';
 import { writeRunReport } from '../monitor/report.js';
 import { TensorBoardWriter } from '../monitor/tensorboard.js';
@@ -34,6 +35,7 @@ import { Heap } from '../tensor/heap.js';
 import { Rng } from '../util/rng.js';
 import { type RunConfig, resolveRunConfig, validatePartialConfig } from './config.js';
 import { generate } from './generate.js';
+import { backendMemoryLimit, checkMemoryPlan, checkModelShape, checkRunMemory, checkSampleTokens, planSamplingMemory } from './memory-plan.js';
 import { type CalibrationEvent, JsonLinesLog, type MixedPrecisionEvent, type QuantErrorEvent } from './log.js';
 import { type ModelConfig, createModel, modelConfigFromRun, modelShapeDifferences } from './model.js';
 import { QatTraining } from './qat.js';
@@ -179,6 +181,8 @@ export async function runTraining(config: Partial<RunConfig> | Partial<RunConfig
   const from: SourceCheckpoint | undefined = fromArg ? await loadSourceCheckpoint(fs, fromArg, '--from') : undefined;
   const cfg = resolveRunConfig(savedRun, from ? shapeLayerOf(from) : {}, ...layers);
   const teacherSrc = cfg.teacher ? await loadSourceCheckpoint(fs, cfg.teacher, '--teacher') : undefined;
+  // the memory plan before the corpus is read (its vocabulary at least 1, or 256 bytes): an impossible size fails at once
+  checkRunMemory(cfg, modelConfigFromRun(cfg, cfg.tokenizer === 'byte' ? 256 : 1), teacherSrc?.model);
 
   // 2. data
   const savedTokenizer = ckpt?.trainer.tokenizer ?? from?.ckpt.trainer.tokenizer;
@@ -198,10 +202,12 @@ export async function runTraining(config: Partial<RunConfig> | Partial<RunConfig
     const diff = modelShapeDifferences(savedModel, modelCfg);
     if (diff.length > 0) throw new Error(`checkpoint ${ckpt.dir} is from a different model: ${diff.join('; ')}. Resume with the checkpoint's settings, or start a new run without --resume`);
   }
+  checkRunMemory(cfg, modelCfg, teacherSrc?.model);
   const model = createModel(modelCfg);
   for (const w of qatConfigWarnings(cfg, ckpt?.trainer.step ?? 0)) hooks.onWarning?.(w);
 
   let backend: Backend | undefined;
+  let lock: RunLock | undefined;
   try {
     backend = await createBackend(cfg.backend, { threads: cfg.threads ?? (await defaultThreads()) });
     const profiler = cfg.profile ? new StepProfiler(cfg.profileSteps) : undefined;
@@ -214,6 +220,8 @@ export async function runTraining(config: Partial<RunConfig> | Partial<RunConfig
       ? new SGD(model.params, { lr: cfg.lr, momentum: cfg.momentum, weightDecay: cfg.weightDecay, clipNorm: cfg.clip })
       : new AdamW(model.params, { lr: cfg.lr, betas: [cfg.beta1, cfg.beta2], weightDecay: cfg.weightDecay, clipNorm: cfg.clip });
     const outDir = cfg.out ?? (ckpt ? dirname(ckpt.dir) : await defaultOutDir(fs, (env.now ?? (() => new Date()))()));
+    lock = await acquireRunLock(fs, outDir); // one run per directory (a dead run's lock is taken over)
+    if (lock.tookOverFrom) hooks.onWarning?.(`took over ${outDir}/${RUN_LOCK_DIR} of pid ${lock.tookOverFrom.pid}, which is no longer running`);
     const logFile = cfg.logFile ?? joinPath(outDir, 'log.jsonl');
     const log = new JsonLinesLog(fs, logFile);
     const tb = cfg.tensorboard !== null ? await TensorBoardWriter.create(fs, cfg.tensorboard) : undefined;
@@ -317,6 +325,7 @@ export async function runTraining(config: Partial<RunConfig> | Partial<RunConfig
     if (cfg.report) hooks.onSummary?.(`report: ${await writeRunReport(fs, logFile, joinPath(outDir, 'report.html'))}`);
     return { ...result, config: cfg, outDir, logFile, sample };
   } finally {
+    await lock?.release();
     backend?.dispose();
     await dataset.close();
   }
