@@ -14,3 +14,4 @@ export * from './ternary';
 export * from './rope';
 export * from './qat';
 export * from './peft';
+export * from './nf4';

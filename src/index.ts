@@ -27,5 +27,6 @@ export * from './io/index.js';
 export * from './io/hf/index.js';
 export * from './runtime/fs.js';
 export * from './train/index.js';
+export * from './peft/index.js';
 export * from './monitor/index.js';
 export { Rng, detLog, type RngState } from './util/rng.js';

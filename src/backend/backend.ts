@@ -303,6 +303,28 @@ export interface Backend {
   qatGridPenaltyBackward(dw: Ptr, w: Ptr, scales: Ptr, dout: Ptr, coef: number, N: number, K: number, group: number): void;
   /** Latent-weight clamp in place: `w = clamp(w, −bound/s, bound/s)` per scale group. */
   qatClampWeights(w: Ptr, scales: Ptr, N: number, K: number, group: number, bound: number): void;
+
+  // ---- QLoRA: NF4 weights dequantised inside the matmul (src/peft/nf4.ts; kernels assembly/nf4.ts) ----
+
+  /** Elements of per-thread scratch `nf4Forward` (`'forward'`) or `nf4BackwardDx` needs for W (N,K), for every thread (0: none). */
+  nf4ScratchSlots(kernel: 'forward' | 'backwardDx', N: number, K: number): number;
+  /** out (M,N) = x (M,K) · deq(W)ᵀ for NF4 weights W (N,K), K % 64 == 0 (layout: src/peft/nf4.ts). Overwrites out. */
+  nf4Forward(out: Ptr, x: Ptr, w: Nf4Weight, scratch: Ptr, M: number, N: number, K: number): void;
+  /** dx (M,K) += dy (M,N) · deq(W). */
+  nf4BackwardDx(dx: Ptr, dy: Ptr, w: Nf4Weight, scratch: Ptr, M: number, N: number, K: number): void;
+}
+
+/**
+ * NF4 weights in backend memory (src/peft/nf4.ts): `codes` (N·K/2 bytes, two a byte, high nibble
+ * first), `absmaxCodes` (N·K/64 bytes), `absmaxScales` (ceil(N·K/16384) f32), `table` (256 f32,
+ * the 8-bit dynamic map) and the absmax `offset`: w = NF4[code]·(table[q]·absmaxScales[b/256] + offset).
+ */
+export interface Nf4Weight {
+  codes: Ptr;
+  absmaxCodes: Ptr;
+  absmaxScales: Ptr;
+  table: Ptr;
+  offset: number;
 }
 
 /** Progressive quantisation and noise of a QAT kernel: λ, the noise fraction p (1: no noise) and its seed (u32). */

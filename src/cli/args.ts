@@ -37,9 +37,13 @@ export interface SampleArgs {
   topK: number;
   seed: number;
   backend: 'wasm' | 'js';
+  /** Token ids to continue instead of `prompt` (models without a tokenizer; comparing with other engines). */
+  promptIds?: number[];
+  /** Print the generated ids (comma-separated) instead of text. */
+  printIds: boolean;
 }
 
-const SAMPLE_DEFAULTS: Omit<SampleArgs, 'ckpt'> = { prompt: '', tokens: 500, temperature: 0.8, topK: 0, seed: 1337, backend: 'wasm' };
+const SAMPLE_DEFAULTS: Omit<SampleArgs, 'ckpt'> = { prompt: '', tokens: 500, temperature: 0.8, topK: 0, seed: 1337, backend: 'wasm', printIds: false };
 
 /** A command-only flag (`--kebab-key`), or an alias of a run-config key with `name`. */
 export const sampleSpec = (key: string, type: OptionSpec['type'], help: string, values?: readonly string[]): FlagSpec => ({
@@ -51,10 +55,12 @@ const SAMPLE_FLAGS: FlagSpec[] = [
   sampleSpec('ckpt', 'string', 'checkpoint directory, or a run directory (its latest checkpoint) — required'),
   sampleSpec('prompt', 'string', "text to continue (default: a newline)"),
   sampleSpec('tokens', 'posInt', 'tokens to generate'),
-  sampleSpec('temperature', 'posNum', 'softmax temperature (lower: more conservative)'),
+  sampleSpec('temperature', 'nonNegNum', 'softmax temperature (lower: more conservative; 0: greedy, the most likely token each time)'),
   sampleSpec('topK', 'nonNegInt', 'sample among the k most likely tokens (0: all)'),
   sampleSpec('seed', 'nonNegInt', 'seed of the draws'),
   sampleSpec('backend', 'enum', 'kernels: wasm (SIMD) or js (reference)', ['wasm', 'js']),
+  sampleSpec('promptIds', 'list', 'token ids to continue instead of --prompt, e.g. 1,5,9 (no tokenizer needed)'),
+  sampleSpec('printIds', 'bool', 'print the generated token ids (comma-separated) instead of text'),
 ];
 
 const NUMBER = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
@@ -140,10 +146,17 @@ export function parseTrainArgs(argv: readonly string[]): { config: Partial<RunCo
 export function parseSampleArgs(argv: readonly string[]): { args: SampleArgs; help: boolean } {
   const { values, help } = parseFlags('sample', argv, SAMPLE_FLAGS);
   if (!help && values.ckpt === undefined) throw new UsageError('sample: --ckpt DIR is required (a checkpoint directory, or a run directory such as runs/<name>)');
+  if (values.promptIds !== undefined) {
+    const raw = values.promptIds as string[];
+    const bad = raw.find((x) => !/^\d+$/.test(x) || !Number.isSafeInteger(Number(x)));
+    if (bad !== undefined || raw.length === 0) throw new UsageError(`--prompt-ids: expected token ids separated by commas (e.g. 1,5,9), got '${bad ?? ''}'`);
+    if (values.prompt !== undefined) throw new UsageError('sample: give --prompt or --prompt-ids, not both');
+    values.promptIds = raw.map(Number) as unknown as string[];
+  }
   return { args: { ...SAMPLE_DEFAULTS, ...values } as SampleArgs, help };
 }
 
-const VALUE_NAME: Record<string, string> = { data: 'PATH', out: 'DIR', logFile: 'PATH', resume: 'DIR', ckpt: 'DIR', from: 'DIR', teacher: 'DIR', json: 'PATH', steByLayer: 'LAYER=STE,...', tensorboard: 'DIR' };
+const VALUE_NAME: Record<string, string> = { promptIds: 'ID,...', tokenizerJson: 'PATH', tokenCache: 'PATH', data: 'PATH', out: 'DIR', logFile: 'PATH', resume: 'DIR', ckpt: 'DIR', from: 'DIR', teacher: 'DIR', json: 'PATH', steByLayer: 'LAYER=STE,...', tensorboard: 'DIR' };
 
 /** Help lines of `flags`, with their defaults. */
 export function flagLines(flags: readonly FlagSpec[], defaults: Record<string, unknown>): string {

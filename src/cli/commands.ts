@@ -78,6 +78,13 @@ async function sampleCommand(argv: readonly string[], io: CliIO): Promise<number
     return 0;
   }
   const fs = io.fs ?? (await getDefaultFileSystem());
+  if (args.printIds) {
+    // ids only: for models without a tokenizer, and to compare token for token with other engines
+    const res = await sampleFromCheckpoint(args, { fs });
+    io.stdout.write(`${Array.from(res.ids).join(',')}\n`);
+    io.stderr.write(`(sampled from ${res.checkpoint}, step ${res.step}${args.temperature === 0 ? ', greedy' : ''})\n`);
+    return 0;
+  }
   io.stdout.write(args.prompt);
   const res = await sampleFromCheckpoint({ ...args, onText: (t) => io.stdout.write(t) }, { fs });
   io.stdout.write('\n');

@@ -9,3 +9,4 @@ export { Utf8PieceDecoder } from './utf8.js';
 export * from './hf-files.js';
 export * from './run-corpus.js';
 export * from './corpus-progress.js';
+export * from './text-stream.js';

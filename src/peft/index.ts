@@ -10,3 +10,6 @@ export * from './frozen.js';
 export * from './lora.js';
 export * from './model.js';
 export * from './format.js';
+export * from './nf4.js';
+export * from './merge.js';
+export * from './finetune.js';

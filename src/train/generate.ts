@@ -22,7 +22,10 @@ export interface SamplingModel {
 export interface GenerateOptions {
   /** Tokens to append. */
   maxNewTokens: number;
-  /** Divide the logits by this before the softmax (> 0; default 1). Lower is more conservative. */
+  /**
+   * Divide the logits by this before the softmax (default 1; lower is more conservative).
+   * 0 is greedy decoding: always the most likely token (the lowest id among equal logits), no draw.
+   */
   temperature?: number;
   /** Sample among the k most likely tokens only (0 or undefined: all). */
   topK?: number;
@@ -35,6 +38,19 @@ export interface GenerateOptions {
 /** A logit that `exp` turns into exactly 0 (top-k's excluded tokens). */
 const EXCLUDED = -1e30;
 
+/** Index of the largest value (the first of equal ones); NaN never wins. */
+function argmax(v: ArrayLike<number>): number {
+  let best = 0;
+  let bestV = -Infinity;
+  for (let i = 0; i < v.length; i++) {
+    if (v[i]! > bestV) {
+      bestV = v[i]!;
+      best = i;
+    }
+  }
+  return best;
+}
+
 /**
  * Append `maxNewTokens` sampled tokens to `prompt` (at least one token) and return the new ones.
  * Call between training steps: it uses and then resets the heap's arena.
@@ -45,7 +61,7 @@ export function generate(model: SamplingModel, heap: Heap, prompt: ArrayLike<num
   const { contextLength: T, vocabSize: V } = model.config;
   const topK = options.topK ?? 0;
   if (!(Number.isInteger(maxNewTokens) && maxNewTokens >= 0)) throw new Error(`generate: maxNewTokens must be a non-negative integer, got ${maxNewTokens}`);
-  if (!(Number.isFinite(temperature) && temperature > 0)) throw new Error(`generate: temperature must be a finite number > 0, got ${temperature}`);
+  if (!(Number.isFinite(temperature) && temperature >= 0)) throw new Error(`generate: temperature must be a finite number >= 0 (0: greedy), got ${temperature}`);
   if (!(Number.isInteger(topK) && topK >= 0)) throw new Error(`generate: topK must be a non-negative integer, got ${topK}`);
   if (prompt.length === 0) throw new Error('generate: the prompt must hold at least one token (e.g. the id of a newline)');
   for (let i = 0; i < prompt.length; i++) {
@@ -64,6 +80,13 @@ export function generate(model: SamplingModel, heap: Heap, prompt: ArrayLike<num
     try {
       const logits = noGrad(() => model.forward(heap.indices(window, [1, t])).logits);
       const row = logits.offset + (t - 1) * V;
+      if (temperature === 0) {
+        const id = argmax(be.readSync(row, V));
+        tokens.push(id);
+        out[n] = id;
+        options.onToken?.(id);
+        continue;
+      }
       const scaled = heap.alloc(V);
       be.scale(scaled, row, 1 / temperature, V);
       if (topK > 0 && topK < V) {

@@ -18,6 +18,7 @@ import { defaultThreads } from '../runtime/threads.js';
 import { createBackend } from '../backend/index.js';
 import type { CorpusProgress } from '../data/corpus.js';
 import { loadTrainingCorpus } from '../data/run-corpus.js';
+import { createTextStream } from '../data/text-stream.js';
 import { type Tokenizer, tokenizerFromJSON } from '../data/tokenizer.js';
 import { type JsonObject, type LoadedCheckpoint, loadCheckpoint } from '../io/checkpoint.js';
 import { resolveCheckpointDir } from '../io/checkpoint-manager.js';
@@ -147,7 +148,10 @@ function persistentConfig(cfg: RunConfig): Partial<RunConfig> {
 
 /** Prompt ids for sampling: the prompt's tokens, or a newline (else id 0) when it is empty. */
 export function promptIds(tokenizer: Tokenizer, prompt: string): Int32Array {
-  if (prompt.length > 0) return tokenizer.encode(prompt);
+  // a tokenizer that starts sequences with BOS (Hugging Face ones) gets it in front, and BOS alone stands for an empty prompt
+  const bos = tokenizer.addBos && tokenizer.bosId != null ? [tokenizer.bosId] : [];
+  if (prompt.length > 0) return Int32Array.from([...bos, ...tokenizer.encode(prompt)]);
+  if (bos.length > 0) return Int32Array.from(bos);
   try {
     return tokenizer.encode('\n');
   } catch {
@@ -310,14 +314,18 @@ export async function runTraining(config: Partial<RunConfig> | Partial<RunConfig
 
     let sample = '';
     if (cfg.sampleTokens > 0 && result.stopReason !== 'interrupted') {
-      const ids = generate(model, heap, promptIds(dataset.tokenizer, cfg.prompt), {
+      const prompt = promptIds(dataset.tokenizer, cfg.prompt);
+      const stream = hooks.onSampleText ? createTextStream(dataset.tokenizer, prompt) : undefined;
+      const ids = generate(model, heap, prompt, {
         maxNewTokens: cfg.sampleTokens,
         temperature: cfg.temperature,
         topK: cfg.topK,
         rng: new Rng(cfg.seed + 104729),
-        onToken: hooks.onSampleText ? (id) => hooks.onSampleText!(dataset.tokenizer.decode([id])) : undefined,
+        onToken: stream ? (id) => { const t = stream.push(id); if (t) hooks.onSampleText!(t); } : undefined,
       });
-      sample = dataset.tokenizer.decode(ids);
+      const rest = stream?.flush();
+      if (rest) hooks.onSampleText!(rest);
+      sample = dataset.tokenizer.decode([...prompt, ...ids]).slice(dataset.tokenizer.decode(prompt).length);
       await log.write({ event: 'sample', step: result.step, prompt: cfg.prompt, text: sample });
     }
     await log.write({ event: 'done', step: result.step, val_loss: result.lastEval?.valLoss ?? null, train_seconds: result.trainSeconds, tokens_per_s: result.tokensPerSecond, ...(result.stopReason === 'interrupted' ? { stop_reason: 'interrupted' as const } : {}) });
@@ -342,20 +350,25 @@ export interface SampleOptions {
   topK?: number;
   seed?: number;
   backend?: 'wasm' | 'js';
-  /** Each decoded token as it is generated. */
+  /** Token ids to continue instead of `prompt` (a checkpoint without a tokenizer works with these). */
+  promptIds?: ArrayLike<number>;
+  /** The text each generated token adds, as it is generated (decoded in context, so multi-byte characters and word-initial spaces come out right). */
   onText?: (text: string) => void;
+  /** Each generated id. */
+  onId?: (id: number) => void;
 }
 
 /** Load a checkpoint's model and tokenizer and generate text from a prompt. Returns the prompt plus the generated text. */
-export async function sampleFromCheckpoint(options: SampleOptions, env: RunEnvironment = {}): Promise<{ text: string; checkpoint: string; step: number }> {
+export async function sampleFromCheckpoint(options: SampleOptions, env: RunEnvironment = {}): Promise<{ text: string; ids: Int32Array; checkpoint: string; step: number }> {
   const fs = env.fs ?? (await getDefaultFileSystem());
   const ckpt = await loadCheckpoint(fs, await resolveCheckpointDir(fs, options.ckpt));
   const saved = ckpt.trainer.config as { model?: ModelConfig };
   if (!saved.model || typeof saved.model.vocabSize !== 'number') throw new Error(`checkpoint ${ckpt.dir}/trainer.json has no config.model; it was not written by bitnet-train`);
-  if (!ckpt.trainer.tokenizer) throw new Error(`checkpoint ${ckpt.dir}/trainer.json has no tokenizer; cannot turn text into ids`);
-  const tokenizer = tokenizerFromJSON(ckpt.trainer.tokenizer);
+  if (!ckpt.trainer.tokenizer && options.promptIds === undefined) throw new Error(`checkpoint ${ckpt.dir}/trainer.json has no tokenizer; cannot turn text into ids (give the prompt as --prompt-ids and read the output with --print-ids)`);
+  const tokenizer = ckpt.trainer.tokenizer ? tokenizerFromJSON(ckpt.trainer.tokenizer) : undefined;
   const model = createModel(saved.model);
-  const prompt = promptIds(tokenizer, options.prompt ?? '');
+  const prompt = options.promptIds !== undefined ? Int32Array.from(options.promptIds) : promptIds(tokenizer!, options.prompt ?? '');
+  const stream = tokenizer && options.onText ? createTextStream(tokenizer, prompt) : undefined;
   const backend = await createBackend(options.backend ?? 'wasm');
   try {
     const heap = new Heap(backend);
@@ -366,9 +379,18 @@ export async function sampleFromCheckpoint(options: SampleOptions, env: RunEnvir
       temperature: options.temperature ?? 0.8,
       topK: options.topK ?? 0,
       rng: new Rng(options.seed ?? 1337),
-      onToken: options.onText ? (id) => options.onText!(tokenizer.decode([id])) : undefined,
+      onToken: (id) => {
+        options.onId?.(id);
+        const t = stream?.push(id);
+        if (t) options.onText!(t);
+      },
     });
-    return { text: (options.prompt ?? '') + tokenizer.decode(ids), checkpoint: ckpt.dir, step: ckpt.trainer.step };
+    const rest = stream?.flush();
+    if (rest) options.onText!(rest);
+    // the text after the prompt: decoded with the prompt, so the first token's leading space survives
+    const head = tokenizer ? tokenizer.decode(prompt) : '';
+    const after = tokenizer ? tokenizer.decode([...prompt, ...ids]).slice(head.length) : '';
+    return { text: (options.promptIds !== undefined ? head : (options.prompt ?? '')) + after, ids, checkpoint: ckpt.dir, step: ckpt.trainer.step };
   } finally {
     backend.dispose();
   }

@@ -3,7 +3,7 @@
  * It is the test oracle for the wasm backend (with `dtype: 'f64'`) and the fallback where
  * WebAssembly SIMD is missing (with the default `dtype: 'f32'`).
  */
-import { BackendError, type AdamWParams, type Backend, type Floats, type GemmLayout, type Ptr, type QatBlend, type QatSurrogate } from '../backend.js';
+import { BackendError, type AdamWParams, type Backend, type Floats, type GemmLayout, type Nf4Weight, type Ptr, type QatBlend, type QatSurrogate } from '../backend.js';
 import * as check from '../checks.js';
 import * as act from './activation.js';
 import * as attn from './attention.js';
@@ -21,6 +21,8 @@ import * as rope from './rope.js';
 // QAT
 import * as qat from './qat.js';
 import * as qatcheck from '../checks-qat.js';
+import * as nf4 from './nf4.js';
+import { checkNf4 } from '../checks-nf4.js';
 
 /** Options for {@link JsBackend}. */
 export interface JsBackendOptions {
@@ -454,5 +456,24 @@ export class JsBackend implements Backend {
   qatClampWeights(w: Ptr, scales: Ptr, N: number, K: number, group: number, bound: number): void {
     qatcheck.checkQatGrid(this, 'qatClampWeights', [['w', w, 'NK']], scales, N, K, group);
     qat.qatClampWeights(this.mem, w, scales, N, K, group, bound);
+  }
+
+  // ---- QLoRA: NF4 (src/backend/js/nf4.ts) ----
+
+  nf4ScratchSlots(kernel: 'forward' | 'backwardDx', N: number, K: number): number {
+    void kernel; void N; void K;
+    return 0;
+  }
+
+  nf4Forward(out: Ptr, x: Ptr, w: Nf4Weight, scratch: Ptr, M: number, N: number, K: number): void {
+    void scratch;
+    checkNf4(this, 'nf4Forward', 'out', out, 'x', x, w, M, N, K);
+    nf4.nf4Forward(this.mem, out, x, w, M, N, K);
+  }
+
+  nf4BackwardDx(dx: Ptr, dy: Ptr, w: Nf4Weight, scratch: Ptr, M: number, N: number, K: number): void {
+    void scratch;
+    checkNf4(this, 'nf4BackwardDx', 'dy', dy, 'dx', dx, w, M, N, K);
+    nf4.nf4BackwardDx(this.mem, dx, dy, w, M, N, K);
   }
 }

@@ -5,7 +5,8 @@
  * rows and, with `threads > 1`, splits that range over a thread pool; the kernels make any split
  * give the same bits.
  */
-import { type AdamWParams, type Backend, type Floats, type GemmLayout, type Ptr, type QatBlend, type QatSurrogate } from '../backend.js';
+import { type AdamWParams, type Backend, type Floats, type GemmLayout, type Nf4Weight, type Ptr, type QatBlend, type QatSurrogate } from '../backend.js';
+import { checkNf4 } from '../checks-nf4.js';
 import * as check from '../checks.js';
 import * as qcheck from '../checks-quant.js';
 import * as qatcheck from '../checks-qat.js';
@@ -374,6 +375,28 @@ export class WasmBackend extends WasmKernelHost implements Backend {
   qatClampWeights(w: Ptr, scales: Ptr, N: number, K: number, group: number, bound: number): void {
     qatcheck.checkQatGrid(this, 'qatClampWeights', [['w', w, 'NK']], scales, N, K, group);
     this.run('qat_clamp_weights', N, [w * 4, scales * 4, N, K, group, bound], 4 * N * K);
+  }
+
+  // ---- QLoRA: NF4 matmuls (assembly/nf4.ts); scratch per thread, 64-byte aligned ----
+
+  private nf4Stride(kernel: 'forward' | 'backwardDx', N: number, K: number): number {
+    return Math.ceil((kernel === 'forward' ? 4 * 4 * K : 4 * 64 * N) / 64) * 64;
+  }
+
+  nf4ScratchSlots(kernel: 'forward' | 'backwardDx', N: number, K: number): number {
+    return (this.threads * this.nf4Stride(kernel, N, K)) / 4;
+  }
+
+  nf4Forward(out: Ptr, x: Ptr, w: Nf4Weight, scratch: Ptr, M: number, N: number, K: number): void {
+    checkNf4(this, 'nf4Forward', 'out', out, 'x', x, w, M, N, K);
+    check.checkSpan(this, 'nf4Forward', 'scratch', scratch, this.nf4ScratchSlots('forward', N, K), '(nf4ScratchSlots)');
+    this.run('nf4_forward', M, [out * 4, x * 4, w.codes * 4, w.absmaxCodes * 4, w.absmaxScales * 4, w.table * 4, w.offset, scratch * 4, M, N, K], M * N * K, { index: 7, stride: this.nf4Stride('forward', N, K) });
+  }
+
+  nf4BackwardDx(dx: Ptr, dy: Ptr, w: Nf4Weight, scratch: Ptr, M: number, N: number, K: number): void {
+    checkNf4(this, 'nf4BackwardDx', 'dy', dy, 'dx', dx, w, M, N, K);
+    check.checkSpan(this, 'nf4BackwardDx', 'scratch', scratch, this.nf4ScratchSlots('backwardDx', N, K), '(nf4ScratchSlots)');
+    this.run('nf4_backward_dx', M, [dx * 4, dy * 4, w.codes * 4, w.absmaxCodes * 4, w.absmaxScales * 4, w.table * 4, w.offset, scratch * 4, M, N, K], M * N * K, { index: 7, stride: this.nf4Stride('backwardDx', N, K) });
   }
 }
 

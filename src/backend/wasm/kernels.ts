@@ -28,7 +28,9 @@ export type KernelName =
   | 'qat_lerp' | 'qat_ste_weights' | 'qat_lsq_scales' | 'qat_lsq_step_grad' | 'qat_quantize_activations_static'
   | 'qat_copy_columns' | 'kd_forward' | 'kd_backward' | 'qat_grid_penalty' | 'qat_grid_penalty_backward' | 'qat_clamp_weights'
   // PEFT (assembly/peft.ts): tanh of the prefix-tuning MLP
-  | 'tanh_forward' | 'tanh_backward';
+  | 'tanh_forward' | 'tanh_backward'
+  // QLoRA: NF4 matmuls (assembly/nf4.ts)
+  | 'nf4_forward' | 'nf4_backward_dx';
 
 export const KERNEL_NAMES: readonly KernelName[] = [
   'gemm_nn', 'gemm_nt', 'gemm_tn',
@@ -51,6 +53,8 @@ export const KERNEL_NAMES: readonly KernelName[] = [
   'qat_copy_columns', 'kd_forward', 'kd_backward', 'qat_grid_penalty', 'qat_grid_penalty_backward', 'qat_clamp_weights',
   // PEFT (assembly/peft.ts): tanh of the prefix-tuning MLP
   'tanh_forward', 'tanh_backward',
+  // QLoRA: NF4 matmuls (assembly/nf4.ts)
+  'nf4_forward', 'nf4_backward_dx',
 ];
 
 /** Everything the backend reads from an instance's exports. */
