@@ -18,6 +18,8 @@ export interface LlamaCppRun {
   greedy(prompt: readonly number[], n: number): Promise<number[]>;
   /** top-1 next token after each position of `tokens` (one evaluation, no sampling). */
   teacherForcedTop1(tokens: readonly number[]): Promise<number[]>;
+  /** The probability llama.cpp gives token `next[i]` after position i of `tokens` (softmax of its logits). */
+  teacherForcedProbs(tokens: readonly number[], next: readonly number[]): Promise<number[]>;
   tokenize(text: string): number[];
   model: LlamaModel;
   dispose(): Promise<void>;
@@ -57,6 +59,10 @@ export async function loadGguf(path: string, contextSize: number): Promise<Llama
         if (!probs) throw new Error(`llama.cpp returned no probabilities at position ${i}`);
         return probs.keys().next().value as number;
       });
+    }),
+    teacherForcedProbs: (tokens, next) => run(async (seq) => {
+      const res = await seq.controlledEvaluate(tokens.map((t) => [t, { generateNext: { probabilities: true } }]) as never);
+      return tokens.map((_, i) => res[i]?.next.probabilities?.get(next[i]!) ?? 0);
     }),
     dispose: () => model.dispose(),
   };
@@ -102,6 +108,23 @@ export function ourGreedy(model: OurModel, heap: Heap, prompt: readonly number[]
 /** Our top-1 next token after each position. */
 export function ourTop1(model: OurModel, heap: Heap, tokens: readonly number[]): number[] {
   return ourLogits(model, heap, tokens).map(argmax);
+}
+
+/** Our softmax probability of token `next[i]` after position i. */
+export function ourProbs(model: OurModel, heap: Heap, tokens: readonly number[], next: readonly number[]): number[] {
+  return ourLogits(model, heap, tokens).map((row, i) => {
+    let max = -Infinity;
+    for (const v of row) max = Math.max(max, v);
+    let sum = 0;
+    for (const v of row) sum += Math.exp(v - max);
+    return Math.exp(row[next[i]!]! - max) / sum;
+  });
+}
+
+/** The median of |a_i − b_i|. */
+export function medianAbsDiff(a: readonly number[], b: readonly number[]): number {
+  const d = a.map((x, i) => Math.abs(x - b[i]!)).sort((x, y) => x - y);
+  return d[Math.floor(d.length / 2)]!;
 }
 
 /** How many leading entries agree. */
