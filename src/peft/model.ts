@@ -56,6 +56,12 @@ export interface PeftModelOptions {
    * reports and files. Default: f32 for FP models, packed ternary for BitLinear models.
    */
   quantizedBase?: { kind: BaseKind; create: PackedBaseFactory };
+  /**
+   * LoRA adapters on the targeted projections (default true). False builds the frozen base alone
+   * (packed projections, no adapters) for the methods that train other tensors: prefix and prompt
+   * tuning, BitFit (./prefix.ts, ./prompt.ts, ./bitfit.ts register theirs in `params`).
+   */
+  adapters?: boolean;
 }
 
 /** Memory of a PEFT model, in bytes (static memory; activations are the arena's high-water mark). */
@@ -144,7 +150,7 @@ export class PeftModel {
       if (cfg.activationScale === 'static') throw new PeftConfigError('the base uses static activation clips (activationScale static); LoRA on it is not supported');
     }
     this.projections = projectionNames(facts.probe().params.names());
-    const targets = (this.targets = selectTargets(lora, this.projections));
+    const targets = (this.targets = opts.adapters === false ? [] : selectTargets(lora, this.projections));
     const bitOptions = !facts.bitlinear ? null
       : spec.family === 'gpt' ? resolveBitLinearOptions({ normEps: 1e-5, ...bitLinearOptionsOf(spec.config) })
         : resolveBitLinearOptions(resolveLlamaConfig(spec.config).bitlinearOptions);

@@ -22,12 +22,12 @@ export interface PromptAdapter {
 }
 
 /** Serialise `config` (PEFT's JSON) and the (rows, cols) `prompt_embeddings`. */
-export function encodePromptAdapter(adapter: PromptAdapter): PromptAdapterFiles {
+export function encodePromptAdapter(adapter: PromptAdapter, metadata: Record<string, string> = { format: 'pt' }): PromptAdapterFiles {
   const [rows, cols] = adapter.shape;
   if (adapter.embeddings.length !== rows * cols) throw new Error(`encodePromptAdapter: ${adapter.embeddings.length} values for prompt_embeddings (${rows}, ${cols})`);
   return {
     'adapter_config.json': `${JSON.stringify(adapter.config, null, 2)}\n`,
-    'adapter_model.safetensors': encodeSafetensors({ prompt_embeddings: { dtype: 'F32', shape: [rows, cols], data: adapter.embeddings } }, { format: 'pt' }),
+    'adapter_model.safetensors': encodeSafetensors({ prompt_embeddings: { dtype: 'F32', shape: [rows, cols], data: adapter.embeddings } }, metadata),
   };
 }
 
