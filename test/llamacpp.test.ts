@@ -200,3 +200,34 @@ describe('a BitNet imported from ../shared/fixtures/hf (tiny-bitnet-bf16) as lla
     }
   }, 60_000);
 });
+
+describe('a LLaMA imported from ../shared/fixtures/hf (tiny-llama-gqa: GQA, untied head) as llama.cpp llama', () => {
+  it('q/k rows permuted to llama.cpp\'s interleaved RoPE: greedy equal for >= 16 tokens, teacher-forced top-1 >= 95 percent', async () => {
+    const spec = llamaConfigFromHf(JSON.parse(readFileSync(join(FIXTURES, 'tiny-llama-gqa/config.json'), 'utf8')), 'tiny-llama-gqa/config.json');
+    const cfg = resolveLlamaConfig(spec.config);
+    const tensors = fixtureTensors('tiny-llama-gqa');
+    const vocab = Array.from({ length: cfg.vocabSize }, (_, i) => String.fromCodePoint(33 + i));
+    const plan = planLlamaGguf(cfg, tensors, { kind: 'char', version: 1, vocab }, {});
+    expect(plan.arch).toBe('llama');
+    const file = join(dir, 'tiny-llama.gguf');
+    writeFileSync(file, encodeGguf(plan.content));
+    const heap = new Heap(await createBackend('wasm', { threads: 1 }));
+    const model = new LlamaModel(cfg).materialize(heap, new Rng(0));
+    model.params.importValues(new Map([...tensors].map(([n, t]) => [n, t.data as Float32Array])));
+    const engine = await loadGguf(file, 128);
+    try {
+      const ref = JSON.parse(readFileSync(join(FIXTURES, 'tiny-llama-gqa/reference.json'), 'utf8')) as { tokens: number[]; greedy_prompt: number[] };
+      const same = commonPrefix(ourGreedy(model, heap, ref.greedy_prompt, 24), await engine.greedy(ref.greedy_prompt, 24));
+      const t = ref.tokens;
+      const a = agreement(ourTop1(model, heap, t), await engine.teacherForcedTop1(t));
+      const dp = medianAbsDiff(ourProbs(model, heap, t.slice(0, -1), t.slice(1)), await engine.teacherForcedProbs(t.slice(0, -1), t.slice(1)));
+      console.log(`tiny LLaMA: greedy agrees for ${same}/24 tokens; teacher-forced top-1 agreement ${(100 * a).toFixed(1)} % of ${t.length}; median |Δp(next)| ${dp.toExponential(2)}`);
+      expect(same).toBeGreaterThanOrEqual(16);
+      expect(a).toBeGreaterThanOrEqual(0.95);
+      expect(dp).toBeLessThan(0.01);
+    } finally {
+      await engine.dispose();
+      heap.backend.dispose();
+    }
+  }, 60_000);
+});
