@@ -76,7 +76,7 @@ const result = {
   rounds: ROUNDS,
   step_ms_median: Math.round(stepMs * 100) / 100,
   tensorboard_ms_per_step_direct: Math.round(directMs * 1000) / 1000,
-  direct_share_of_step_pct: Math.round((10000 * directMs) / stepMs) / 100,
+  direct_share_of_step_pct: Number(((100 * directMs) / stepMs).toPrecision(2)),
   step_ms_with_tensorboard_median: Math.round(median(perStep.logged) * 100) / 100,
   ab_ratio: Math.round((1000 * median(perStep.logged)) / stepMs) / 1000,
   event_file_bytes: statSync(file).size,
