@@ -10,7 +10,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../src/cli/commands.js';
 import { loadUplotAssets, renderReport } from '../src/monitor/report.js';
 import { parseRunLog } from '../src/monitor/run-log.js';
-import { createNodeFileSystem } from '../src/runtime/fs.js';
+import { MemoryFileSystem, createNodeFileSystem } from '../src/runtime/fs.js';
+import { runTraining } from '../src/train/run.js';
 import { readEvents, scalarSeries } from './monitor-reader.js';
 import { synthesizeRunLog } from './monitor-synthetic.js';
 import { REPO_ROOT, chromiumPath, launchChromium, openPage } from './portable/chromium.js';
@@ -92,6 +93,17 @@ describe('monitoring a CLI training run (--tensorboard, --profile, --report)', (
     expect(bad.text()).toMatch(/nope: no such file or directory \(give a run directory or its log.jsonl\)/);
     expect(await runCli(['report'], { stdout: out2.stream, stderr: bad.stream })).toBe(2);
   }, 60_000);
+
+  it('a report that cannot be written (no uPlot on that file system) is a warning: the run still completes', async () => {
+    const fs = new MemoryFileSystem();
+    await fs.writeFile('corpus.txt', readFileSync(new URL('../examples/data/tinyshakespeare.txt', import.meta.url), 'utf8').slice(0, 5000));
+    const warnings: string[] = [];
+    const r = await runTraining({ data: 'corpus.txt', iters: 2, layers: 1, dim: 16, heads: 2, context: 8, batch: 2, evalIters: 1, warmup: 0, sampleTokens: 0, threads: 1, out: 'run', report: true },
+      { onWarning: (w) => warnings.push(w) }, { fs }); // no onSummary: the report is still attempted
+    expect(r.step).toBe(2);
+    expect(warnings).toEqual([expect.stringMatching(/^--report: report: cannot find node_modules\/uplot\/dist\/uPlot\.iife\.min\.js .*; the run itself completed \(write the report later with bitnet-train report run\)$/)]);
+    expect(await fs.exists('run/report.html')).toBe(false);
+  });
 });
 
 describe.skipIf(!hasChromium && !process.env.CI)('the report in headless Chromium', () => {

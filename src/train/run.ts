@@ -330,7 +330,14 @@ export async function runTraining(config: Partial<RunConfig> | Partial<RunConfig
     }
     await log.write({ event: 'done', step: result.step, val_loss: result.lastEval?.valLoss ?? null, train_seconds: result.trainSeconds, tokens_per_s: result.tokensPerSecond, ...(result.stopReason === 'interrupted' ? { stop_reason: 'interrupted' as const } : {}) });
     await tb?.close();
-    if (cfg.report) hooks.onSummary?.(`report: ${await writeRunReport(fs, logFile, joinPath(outDir, 'report.html'))}`);
+    if (cfg.report) {
+      try {
+        const path = await writeRunReport(fs, logFile, joinPath(outDir, 'report.html'));
+        hooks.onSummary?.(`report: ${path}`);
+      } catch (err) {
+        hooks.onWarning?.(`--report: ${(err as Error).message}; the run itself completed (write the report later with bitnet-train report ${outDir})`);
+      }
+    }
     return { ...result, config: cfg, outDir, logFile, sample };
   } finally {
     await lock?.release();
