@@ -30,9 +30,10 @@ import { type LoraConfig, type LoraConfigJSON, resolveLoraConfig } from './confi
 import { applyAdapter, loadAdapter, saveAdapter } from './format.js';
 import { type PeftMemory, PeftModel } from './model.js';
 import { nf4BaseFactory } from './nf4.js';
+import { PEFT_METHODS_B, type PeftMethodB, setupMethod } from './methods.js';
 
 /** The PEFT methods `finetune` runs here (part B's methods add to this list). */
-export type PeftMethod = 'lora' | 'qlora';
+export type PeftMethod = 'lora' | 'qlora' | PeftMethodB;
 
 /** Options of a fine-tuning run (the `finetune` flags in camelCase). */
 export interface FinetuneOptions {
@@ -67,6 +68,8 @@ export interface FinetuneOptions {
   unknownChars: string;
   /** Continue a fine-tuning run from one of its checkpoints. */
   resume: string | null;
+  /** Recompute each block's activations in backward (`--gradient-checkpointing`): less memory, the same bits. */
+  gradientCheckpointing?: boolean;
 }
 
 export const DEFAULT_FINETUNE_OPTIONS: Omit<FinetuneOptions, 'from' | 'data' | 'out'> = {
@@ -156,8 +159,13 @@ export async function runFinetune(options: FinetuneOptions, hooks: FinetuneHooks
   // 1. the base, the LoRA settings against it, the corpus against its tokenizer
   const src = await loadSourceCheckpoint(fs, opts.from, '--from');
   if (!src.tokenizer) throw new Error(`--from ${src.ckpt.dir}: trainer.json has no tokenizer; cannot encode the fine-tuning corpus`);
-  const lora = resolveLoraConfig(opts.lora, '--config lora', hooks.onWarning);
-  const model = buildPeftModel(opts.peft, src.model, lora);
+  // part B's methods (AdaLoRA, prefix / p-tuning-v2, prompt, BitFit: ./methods.ts) read their PEFT-style keys from opts.lora
+  const method = (PEFT_METHODS_B as readonly string[]).includes(opts.peft)
+    ? setupMethod(opts.peft as PeftMethodB, { model: src.model, json: opts.lora as Record<string, unknown>, totalSteps: opts.iters, gradientCheckpointing: opts.gradientCheckpointing ?? false })
+    : null;
+  const lora = method ? method.model.lora : resolveLoraConfig(opts.lora, '--config lora', hooks.onWarning);
+  const model = method ? method.model : buildPeftModel(opts.peft, src.model, lora);
+  if (opts.gradientCheckpointing) (model.base as { gradientCheckpointing?: boolean }).gradientCheckpointing = true;
   const bytes = await fs.readFile(opts.data).catch((err: Error) => {
     throw new Error(`data file ${opts.data}: ${err.message}`);
   });
@@ -172,11 +180,12 @@ export async function runFinetune(options: FinetuneOptions, hooks: FinetuneHooks
     const heap = new Heap(backend);
     model.materialize(heap, new Rng(opts.seed));
     model.loadBase(new Map([...f32Values(src.ckpt.model, `--from ${src.ckpt.dir}/model.safetensors`)].map(([k, v]) => [k, { shape: src.ckpt.model.get(k)!.shape, data: v }])), `--from ${src.ckpt.dir}/model.safetensors`);
+    method?.ready(new Rng(opts.seed + 2));
     const optimizer = new AdamW(model.params, { lr: opts.lr, betas: [0.9, opts.beta2], weightDecay: opts.weightDecay, clipNorm: opts.clip });
     const outDir = opts.out;
     const log = new JsonLinesLog(fs, joinPath(outDir, 'log.jsonl'));
     const record: JsonObject = { finetune: { ...opts, resume: null } as unknown as JsonObject, model: src.model as unknown as JsonObject, base: src.ckpt.dir };
-    const writeAdapter = (dir: string) => saveAdapter(fs, dir, model, { baseModel: src.ckpt.dir });
+    const writeAdapter = (dir: string) => (method ? method.save(fs, dir, src.ckpt.dir) : saveAdapter(fs, dir, model, { baseModel: src.ckpt.dir }));
     const trainer = new Trainer({
       model: { params: model.params, forward: (t, y) => model.forward(t, y) },
       dataset,
@@ -187,7 +196,7 @@ export async function runFinetune(options: FinetuneOptions, hooks: FinetuneHooks
         evalEvery: opts.evalEvery, evalIters: opts.evalIters, logEvery: opts.logEvery, saveEvery: opts.saveEvery,
         checkpoints: { fs, dir: outDir, keep: opts.keep },
         config: record,
-        extension: { beforeStep: (step) => model.beginStep(step) },
+        extension: method ? method.extension() : { beforeStep: (step) => model.beginStep(step) },
         onStep: hooks.onStep,
         onLog: async (i) => {
           await log.write({ event: 'step', step: i.step, loss: i.loss, lr: i.lr, tokens_per_s: i.tokensPerSecond });

@@ -13,3 +13,12 @@ export * from './format.js';
 export * from './nf4.js';
 export * from './merge.js';
 export * from './finetune.js';
+// part B: AdaLoRA, prefix tuning / P-tuning v2, prompt tuning, BitFit (each a module) and their setup
+export * from './adalora.js';
+export * from './prefix.js';
+export * from './prefix-ops.js';
+export * from './prompt.js';
+export * from './prompt-files.js';
+export * from './bitfit.js';
+export * from './model-walk.js';
+export * from './methods.js';
