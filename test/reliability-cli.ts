@@ -38,20 +38,27 @@ export function bt(cwd: string, args: string[], timeoutMs = 60_000): CliResult {
  * Start `bt ...args` in `cwd`; `when(stdout)` true sends `signal` (once). Resolves when it exits.
  * `afterMs` instead sends the signal that long after the start.
  */
-export function btSignalled(cwd: string, args: string[], signal: NodeJS.Signals, trigger: { when?: (stdout: string) => boolean; afterMs?: number }): Promise<CliResult & { sentAt: number }> {
+export function btSignalled(cwd: string, args: string[], signal: NodeJS.Signals, trigger: { when?: (stdout: string) => boolean; afterMs?: number; delayMs?: number }): Promise<CliResult & { sentAt: number }> {
   const t0 = performance.now();
   const child = spawn(process.execPath, [MAIN, ...args], { cwd });
   let stdout = '';
   let stderr = '';
   let sentAt = -1;
+  let armed = false;
   const send = () => {
     if (sentAt >= 0) return;
     sentAt = (performance.now() - t0) / 1000;
     child.kill(signal);
   };
+  const arm = () => {
+    if (armed) return;
+    armed = true;
+    if (trigger.delayMs) setTimeout(send, trigger.delayMs);
+    else send();
+  };
   child.stdout.on('data', (d) => {
     stdout += d;
-    if (trigger.when?.(stdout)) send();
+    if (trigger.when?.(stdout)) arm();
   });
   child.stderr.on('data', (d) => (stderr += d));
   if (trigger.afterMs !== undefined) setTimeout(send, trigger.afterMs);
