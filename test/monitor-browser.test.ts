@@ -63,7 +63,7 @@ describe.skipIf(!hasChromium && !process.env.CI)('the browser page: live charts 
         }
         return { id: (s as HTMLElement).dataset.chart!, painted };
       }));
-      expect(charts.map((c) => c.id)).toEqual(['loss', 'lr', 'tokens', 'ternary', 'flip', 'sqnr']);
+      expect(charts.map((c) => c.id)).toEqual(['loss', 'lr', 'tokens', 'ternary', 'flip', 'sqnr', 'sqnr-heatmap']);
       for (const c of charts) expect(c.painted, `${c.id}: painted pixels`).toBeGreaterThan(500);
       await page.screenshot({ path: join(ARTIFACTS, 'monitor-browser.png'), fullPage: true });
 

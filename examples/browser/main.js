@@ -86,8 +86,50 @@ function drawCharts() {
     charts.ternary.setData([qcols.step, qcols.neg, qcols.zero, qcols.pos]);
     charts.flip.setData([qcols.step, qcols.flip]);
     charts.sqnr.setData([qcols.step, qcols.sqnrMean, qcols.sqnrMin]);
+    drawHeatmap();
   }
-  state.charts = Object.keys(charts);
+  state.charts = [...Object.keys(charts), ...(heat ? ['sqnr-heatmap'] : [])];
+}
+
+// weight SQNR per projection (rows) and report (columns), viridis colours, as in the HTML report
+let heat = null;
+function viridis(x) {
+  const stops = [[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]];
+  const p = Math.max(0, Math.min(1, x)) * (stops.length - 1), i = Math.min(stops.length - 2, Math.floor(p)), f = p - i;
+  return `rgb(${stops[i].map((a, k) => Math.round(a + f * (stops[i + 1][k] - a))).join(',')})`;
+}
+function drawHeatmap() {
+  const layers = state.quant[0].layers.map((l) => l.name);
+  if (!heat) {
+    const el = document.createElement('section');
+    el.dataset.chart = 'sqnr-heatmap';
+    el.innerHTML = '<h2>Weight SQNR per projection (dB; rows: projections, columns: reports)</h2>';
+    heat = document.createElement('canvas');
+    el.append(heat);
+    $('charts').append(el);
+  }
+  const dpr = window.devicePixelRatio || 1, w = Math.max(320, $('charts').clientWidth - 40), labelW = 230, rowH = 9;
+  const h = layers.length * rowH + 22;
+  heat.width = w * dpr; heat.height = h * dpr; heat.style.width = `${w}px`; heat.style.height = `${h}px`;
+  const ctx = heat.getContext('2d');
+  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+  const values = state.quant.map((q) => layers.map((n) => q.layers.find((l) => l.name === n)?.weight_sqnr_db ?? null));
+  const all = values.flat().filter((v) => v !== null);
+  const lo = Math.min(...all), hi = Math.max(lo + 1e-6, ...all);
+  const cellW = (w - labelW) / values.length;
+  ctx.font = '9px system-ui, sans-serif';
+  ctx.textBaseline = 'middle';
+  layers.forEach((name, i) => {
+    ctx.fillStyle = '#5a6472';
+    ctx.fillText(name.replace(/^model\./, ''), 2, i * rowH + rowH / 2);
+    values.forEach((col, j) => {
+      ctx.fillStyle = col[i] === null ? '#ddd' : viridis((col[i] - lo) / (hi - lo));
+      ctx.fillRect(labelW + j * cellW, i * rowH, Math.ceil(cellW), rowH - 1);
+    });
+  });
+  ctx.fillStyle = '#5a6472';
+  ctx.font = '11px system-ui, sans-serif';
+  ctx.fillText(`${lo.toFixed(1)}–${hi.toFixed(1)} dB, steps ${qcols.step[0]}–${qcols.step[qcols.step.length - 1]}`, labelW, layers.length * rowH + 11);
 }
 
 function scheduleDraw() {

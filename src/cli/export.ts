@@ -13,6 +13,7 @@ const EXPORT_FLAGS: FlagSpec[] = [
   sampleSpec('out', 'string', 'output: a .gguf file, or a directory for hf/hf-packed — required'),
   sampleSpec('type', 'enum', 'gguf: ternary projections as tq2_0 / tq1_0 (rows a multiple of 256), i2_s (bitnet.cpp), f16 or f32; auto: tq2_0 where it fits, else exact codes', ['auto', ...TERNARY_GGUF_TYPES]),
   sampleSpec('denseType', 'enum', 'gguf: embeddings and LM head', ['f32', 'f16']),
+  sampleSpec('dtype', 'enum', 'hf: master weights (default bf16 for BitNet, as transformers trains it; f32 for an FP LLaMA)', ['bf16', 'f32']),
   sampleSpec('force', 'bool', 'replace an existing --out'),
 ];
 
@@ -47,11 +48,12 @@ export async function exportCommand(argv: readonly string[], io: CliIO): Promise
     format: values.format as (typeof EXPORT_FORMATS)[number],
     out: values.out as string,
     force: values.force === true,
-    type: (values.type as 'auto' | undefined) ?? 'auto',
-    denseType: (values.denseType as 'f32' | 'f16' | undefined) ?? 'f32',
+    ...(values.type !== undefined ? { type: values.type as 'auto' } : {}),
+    ...(values.denseType !== undefined ? { denseType: values.denseType as 'f32' | 'f16' } : {}),
+    ...(values.dtype !== undefined ? { dtype: values.dtype as 'bf16' | 'f32' } : {}),
   }, fs);
-  const what = r.format === 'gguf' ? `GGUF (llama.cpp ${r.arch}${r.ternaryType ? `, ternary projections ${r.ternaryType}` : ''})` : r.format;
-  io.stdout.write(`exported ${r.checkpoint} (step ${r.step}) as ${what}: ${r.out} (${r.tensors} tensors, ${(r.bytes / 1e6).toFixed(2)} MB)\n`);
+  const what = r.format === 'gguf' ? `GGUF (llama.cpp ${r.arch}${r.ternaryType ? `, ternary projections ${r.ternaryType}` : ''})` : `a Hugging Face directory (${r.format})`;
+  io.stdout.write(`exported ${r.checkpoint} (step ${r.step}) as ${what}: ${r.out} (${r.tensors} ${r.format === 'gguf' ? 'tensors' : 'files'}, ${(r.bytes / 1e6).toFixed(2)} MB)\n`);
   for (const n of r.notes) io.stdout.write(`  note: ${n}\n`);
   return 0;
 }

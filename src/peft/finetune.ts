@@ -82,6 +82,8 @@ export const DEFAULT_FINETUNE_OPTIONS: Omit<FinetuneOptions, 'from' | 'data' | '
 export interface FinetuneStartInfo {
   base: string;
   peft: PeftMethod;
+  /** The method's settings in one line (AdaLoRA, prefix, prompt, BitFit; absent for LoRA/QLoRA, which `lora` describes). */
+  method?: string;
   baseKind: string;
   lora: LoraConfig;
   targets: readonly string[];
@@ -180,7 +182,8 @@ export async function runFinetune(options: FinetuneOptions, hooks: FinetuneHooks
     const heap = new Heap(backend);
     model.materialize(heap, new Rng(opts.seed));
     model.loadBase(new Map([...f32Values(src.ckpt.model, `--from ${src.ckpt.dir}/model.safetensors`)].map(([k, v]) => [k, { shape: src.ckpt.model.get(k)!.shape, data: v }])), `--from ${src.ckpt.dir}/model.safetensors`);
-    method?.ready(new Rng(opts.seed + 2));
+    const initText = (opts.lora as { prompt_tuning_init_text?: unknown }).prompt_tuning_init_text;
+    method?.ready(new Rng(opts.seed + 2), typeof initText === 'string' ? { initTokenIds: Array.from(src.tokenizer.encode(initText)) } : {});
     const optimizer = new AdamW(model.params, { lr: opts.lr, betas: [0.9, opts.beta2], weightDecay: opts.weightDecay, clipNorm: opts.clip });
     const outDir = opts.out;
     const log = new JsonLinesLog(fs, joinPath(outDir, 'log.jsonl'));
@@ -224,6 +227,7 @@ export async function runFinetune(options: FinetuneOptions, hooks: FinetuneHooks
     }
     const counts = model.parameterCounts();
     await hooks.onStart?.({
+      ...(method ? { method: method.describe() } : {}),
       base: src.ckpt.dir, peft: opts.peft, baseKind: model.baseKind, lora, targets: model.targets, trainable: counts.trainable, total: counts.total,
       memory: { ...model.memory(), optimizer: 2 * 4 * model.params.blockSize }, threads: (backend as { threads?: number }).threads ?? 1, outDir,
       trainTokens: dataset.train.length, valTokens: dataset.val.length, startStep: trainer.step,
