@@ -368,11 +368,17 @@ export interface SampleOptions {
 /** Load a checkpoint's model and tokenizer and generate text from a prompt. Returns the prompt plus the generated text. */
 export async function sampleFromCheckpoint(options: SampleOptions, env: RunEnvironment = {}): Promise<{ text: string; ids: Int32Array; checkpoint: string; step: number }> {
   const fs = env.fs ?? (await getDefaultFileSystem());
-  const ckpt = await loadCheckpoint(fs, await resolveCheckpointDir(fs, options.ckpt));
+  checkSampleTokens(options.tokens ?? 500, '--tokens');
+  const ckpt = await loadCheckpoint(fs, await resolveCheckpointDir(fs, options.ckpt), { optimizer: false }); // sampling needs only the weights
   const saved = ckpt.trainer.config as { model?: ModelConfig };
   if (!saved.model || typeof saved.model.vocabSize !== 'number') throw new Error(`checkpoint ${ckpt.dir}/trainer.json has no config.model; it was not written by bitnet-train`);
   if (!ckpt.trainer.tokenizer && options.promptIds === undefined) throw new Error(`checkpoint ${ckpt.dir}/trainer.json has no tokenizer; cannot turn text into ids (give the prompt as --prompt-ids and read the output with --print-ids)`);
+  checkModelShape(saved.model, `checkpoint ${ckpt.dir}/trainer.json config.model`);
   const tokenizer = ckpt.trainer.tokenizer ? tokenizerFromJSON(ckpt.trainer.tokenizer) : undefined;
+  if (tokenizer && tokenizer.vocabSize !== saved.model.vocabSize) {
+    throw new Error(`checkpoint ${ckpt.dir}/trainer.json: its tokenizer has ${tokenizer.vocabSize} ids but config.model.vocabSize is ${saved.model.vocabSize} (the file was edited or damaged); use another checkpoint`);
+  }
+  checkMemoryPlan(planSamplingMemory(saved.model), backendMemoryLimit(options.backend ?? 'wasm'), { context: saved.model.contextLength, training: false });
   const model = createModel(saved.model);
   const prompt = options.promptIds !== undefined ? Int32Array.from(options.promptIds) : promptIds(tokenizer!, options.prompt ?? '');
   const stream = tokenizer && options.onText ? createTextStream(tokenizer, prompt) : undefined;
