@@ -184,8 +184,11 @@ export class LlamaModel {
       : p.register('lm_head.weight', [cfg.vocabSize, cfg.dim], { init: { kind: 'normal', std: cfg.initStd }, decay: true });
   }
 
-  /** Allocate parameters and gradients on `heap`, initialise them from `rng`, compute the RoPE table. Returns `this`. */
-  materialize(heap: Heap, rng: Rng): this {
+  /**
+   * Allocate parameters and gradients on `heap`, initialise them from `rng` (null: leave them 0,
+   * for a loader that writes every value), compute the RoPE table. Returns `this`.
+   */
+  materialize(heap: Heap, rng: Rng | null): this {
     this.params.materialize(heap, rng);
     this.rotary.materialize(heap);
     return this;

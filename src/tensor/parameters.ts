@@ -85,9 +85,11 @@ export class ParameterSet {
 
   /**
    * Allocate the parameter and gradient blocks on `heap` and initialise every parameter from
-   * `rng`, drawing in registration order. Gradients start at zero.
+   * `rng`, drawing in registration order. Gradients start at zero. With `rng` null every
+   * parameter stays 0: for a caller that writes all values next (loading a pretrained model,
+   * where drawing 100M+ normal values would cost more than reading the file).
    */
-  materialize(heap: Heap, rng: Rng): void {
+  materialize(heap: Heap, rng: Rng | null): void {
     if (this.heapRef) throw new Error('materialize: the parameter set is already materialized');
     // layout: decayed groups first, then the rest; each group 16-element aligned
     const ordered = [...this.groups.filter((g) => g.opts.decay), ...this.groups.filter((g) => !g.opts.decay)];
@@ -117,6 +119,7 @@ export class ParameterSet {
       }
     }
     // init in registration order, independent of the layout
+    if (rng === null) return;
     for (const g of this.groups) {
       for (const t of g.parts) {
         if (g.opts.init.kind !== 'zeros') be.write(t.offset, initValues(t, g.opts.init, rng));

@@ -13,7 +13,6 @@ import { type HfModelSpec, llamaConfigFromHf } from '../../nn/hf-config.js';
 import { type LlamaConfig, LlamaModel } from '../../nn/llama.js';
 import type { FileSystem } from '../../runtime/fs-types.js';
 import { Heap } from '../../tensor/heap.js';
-import { Rng } from '../../util/rng.js';
 import { type HfFiles, hfFilesFromFileSystem } from './source.js';
 import { HfCheckpointError, type HfLoadProgress, type HfWeightsReport, loadHfWeights } from './weights.js';
 
@@ -108,6 +107,6 @@ export async function loadPretrained(dir: string | HfFiles, options: LoadPretrai
   const model = new LlamaModel(config);
   const heap = options.heap ?? new Heap(options.backend ?? (await createBackend('wasm')));
   const t0 = Date.now();
-  const weights = await loadHfWeights(model, files, spec, { onProgress: options.onProgress, beforeWrite: () => model.materialize(heap, new Rng(0)) });
+  const weights = await loadHfWeights(model, files, spec, { onProgress: options.onProgress, beforeWrite: () => model.materialize(heap, null) });
   return { model, heap, spec, config, tokenizer, weights, seconds: (Date.now() - t0) / 1000 };
 }
