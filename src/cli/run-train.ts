@@ -102,7 +102,14 @@ export async function runTrainingCommand(io: CliIO, fs: FileSystem, layers: { ba
         out(formatSensitivityTable(e.sensitivity).split('\n').slice(0, 2 + Math.max(3, e.projections.length)).join('\n'));
         out(`mixed precision: ${e.projections.length === 0 ? 'no projection passed the threshold; all stay ternary' : `keeping ${e.projections.join(', ')} in ${e.precision}`}`);
       },
-      onSummary: (t) => (reporter ? reporter.line(t) : io.stdout.write(t + '\n')),
+      onSummary: (t) => {
+        if (sampleStarted) { // the report's path comes after the streamed sample: close it first
+          io.stdout.write('\n--------------\n');
+          sampleStarted = false;
+        }
+        if (reporter) reporter.line(t);
+        else io.stdout.write(t + '\n');
+      },
       onSampleText: (t) => {
         if (!sampleStarted) {
           reporter!.line('--- sample ---');
