@@ -41,6 +41,8 @@ export interface SampleArgs {
   promptIds?: number[];
   /** Print the generated ids (comma-separated) instead of text. */
   printIds: boolean;
+  /** A LoRA adapter directory (PEFT format) applied to the `ckpt` base. */
+  adapter?: string;
 }
 
 const SAMPLE_DEFAULTS: Omit<SampleArgs, 'ckpt'> = { prompt: '', tokens: 500, temperature: 0.8, topK: 0, seed: 1337, backend: 'wasm', printIds: false };
@@ -59,6 +61,7 @@ const SAMPLE_FLAGS: FlagSpec[] = [
   sampleSpec('topK', 'nonNegInt', 'sample among the k most likely tokens (0: all)'),
   sampleSpec('seed', 'nonNegInt', 'seed of the draws'),
   sampleSpec('backend', 'enum', 'kernels: wasm (SIMD) or js (reference)', ['wasm', 'js']),
+  sampleSpec('adapter', 'string', 'a LoRA adapter directory (adapter_config.json + adapter_model.safetensors) applied to the --ckpt base'),
   sampleSpec('promptIds', 'list', 'token ids to continue instead of --prompt, e.g. 1,5,9 (no tokenizer needed)'),
   sampleSpec('printIds', 'bool', 'print the generated token ids (comma-separated) instead of text'),
 ];
@@ -198,6 +201,8 @@ Usage:
   bitnet-train analyze --ckpt DIR         per-layer quantisation sensitivity (ranked table + JSON)
   bitnet-train export --ckpt DIR --format gguf|hf|hf-packed --out PATH   for llama.cpp / transformers
   bitnet-train report RUN_DIR [--out F]   the run's log as one self-contained HTML page (charts)
+  bitnet-train finetune --from DIR --data FILE --out DIR [--peft lora|qlora]   LoRA / QLoRA, adapters in PEFT's format
+  bitnet-train merge --ckpt BASE --adapter DIR --out DIR   merge an adapter into a new checkpoint
   bitnet-train <command> --help           the options of a command
 
 Examples:

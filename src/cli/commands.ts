@@ -13,6 +13,7 @@ import type { OutputStream } from './progress.js';
 import { analyzeCommand, calibrateCommand, convertCommand, distillCommand } from './qat-commands.js';
 import { exportCommand } from './export.js';
 import { reportCommand } from './report.js';
+import { finetuneCommand, mergeCommand, sampleWithAdapter } from './finetune.js';
 import { optionLayers, runTrainingCommand } from './run-train.js';
 
 export interface CliIO {
@@ -33,7 +34,7 @@ export interface CliIO {
   catchInterrupt?: () => { signal: AbortSignal; release(): void };
 }
 
-const COMMANDS = ['train', 'sample', 'convert', 'distill', 'calibrate', 'analyze', 'report', 'export', 'help'];
+const COMMANDS = ['train', 'sample', 'convert', 'distill', 'calibrate', 'analyze', 'report', 'export', 'finetune', 'merge', 'help'];
 
 /** Run `bitnet-train <argv>`; resolves to the exit status. */
 export async function runCli(argv: readonly string[], io: CliIO): Promise<number> {
@@ -45,6 +46,8 @@ export async function runCli(argv: readonly string[], io: CliIO): Promise<number
     }
     if (command === 'train') return await trainCommand(rest, io);
     if (command === 'sample') return await sampleCommand(rest, io);
+    if (command === 'finetune') return await finetuneCommand(rest, io);
+    if (command === 'merge') return await mergeCommand(rest, io);
     if (command === 'convert') return await convertCommand(rest, io);
     if (command === 'distill') return await distillCommand(rest, io);
     if (command === 'calibrate') return await calibrateCommand(rest, io);
@@ -78,6 +81,7 @@ async function sampleCommand(argv: readonly string[], io: CliIO): Promise<number
     return 0;
   }
   const fs = io.fs ?? (await getDefaultFileSystem());
+  if (args.adapter !== undefined) return sampleWithAdapter(args, io, fs);
   if (args.printIds) {
     // ids only: for models without a tokenizer, and to compare token for token with other engines
     const res = await sampleFromCheckpoint(args, { fs });

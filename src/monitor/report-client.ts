@@ -159,7 +159,13 @@ export const REPORT_CLIENT_JS = String.raw`
     table(s2, ['kernel', 'phase', 'per step', 'calls/step'], p.kernels.slice(0, 20).map(function (r) { return [r.name, r.phase, per(r.ms), fmt(r.calls / p.steps, 1)]; }));
   }
   if (D.done) pre(block('Result'), 'step ' + D.done.step + ' | val loss ' + fmt(D.done.valLoss) + ' | ' + fmt(D.done.trainSeconds, 1) + ' s | ' + fmt(D.done.tokensPerSecond, 0) + ' tokens/s');
-  if (D.config) pre(block('Run config (' + (D.config.parameters / 1e6).toFixed(2) + 'M parameters)'), JSON.stringify({ run: D.config.run, model: D.config.model }, null, 2));
+  if (D.config) {
+    var det = document.createElement('details'), sum = document.createElement('summary');
+    sum.textContent = 'run options and model shape (JSON)';
+    det.appendChild(sum);
+    block('Run config (' + (D.config.parameters / 1e6).toFixed(2) + 'M parameters)').appendChild(det);
+    pre(det, JSON.stringify({ run: D.config.run, model: D.config.model }, null, 2));
+  }
   if (D.samples.length > 0) {
     var s3 = block('Samples');
     D.samples.forEach(function (x) { var h = document.createElement('h3'); h.textContent = 'step ' + x.step; s3.appendChild(h); pre(s3, x.text); });

@@ -28,7 +28,12 @@ import { f32Values } from '../train/state.js';
 import { Trainer, type TrainResult, type TrainerCallbacks } from '../train/trainer.js';
 import { type LoraConfig, type LoraConfigJSON, resolveLoraConfig } from './config.js';
 import { applyAdapter, loadAdapter, saveAdapter } from './format.js';
-import { type PeftMemory, PeftModel } from './model.js';
+import { type PeftBaseConfig, type PeftMemory, PeftModel } from './model.js';
+import { hfFilesFromFileSystem } from '../io/hf/source.js';
+import { readHfWeights } from '../io/hf/weights.js';
+import { llamaConfigFromHf } from '../nn/hf-config.js';
+import { LlamaModel } from '../nn/llama.js';
+import { HfTokenizer } from '../data/hf-tokenizer.js';
 import { nf4BaseFactory } from './nf4.js';
 import { PEFT_METHODS_B, type PeftMethodB, setupMethod } from './methods.js';
 
@@ -37,8 +42,10 @@ export type PeftMethod = 'lora' | 'qlora' | PeftMethodB;
 
 /** Options of a fine-tuning run (the `finetune` flags in camelCase). */
 export interface FinetuneOptions {
-  /** The base checkpoint (a checkpoint directory or a run directory). */
-  from: string;
+  /** The base checkpoint (a checkpoint directory or a run directory); or null with `fromHf`. */
+  from: string | null;
+  /** A Hugging Face LLaMA / BitNet directory (config.json, model.safetensors, tokenizer.json) as the base. */
+  fromHf?: string | null;
   data: string;
   peft: PeftMethod;
   /** LoRA settings with PEFT's snake_case names (`r`, `lora_alpha`, `target_modules`, ...; `quant_aware`). */
@@ -73,7 +80,7 @@ export interface FinetuneOptions {
 }
 
 export const DEFAULT_FINETUNE_OPTIONS: Omit<FinetuneOptions, 'from' | 'data' | 'out'> = {
-  peft: 'lora', lora: {}, iters: 800, lr: 3e-3, minLr: 1e-4, warmup: 50, weightDecay: 0, beta2: 0.99, clip: 1, schedule: 'cosine',
+  fromHf: null, peft: 'lora', lora: {}, iters: 800, lr: 3e-3, minLr: 1e-4, warmup: 50, weightDecay: 0, beta2: 0.99, clip: 1, schedule: 'cosine',
   batch: 12, context: null, valFraction: 0.1, seed: 1337, evalEvery: 200, evalIters: 20, logEvery: 10, saveEvery: 0, keep: 2,
   backend: 'wasm', threads: null, unknownChars: 'error', resume: null,
 };
@@ -141,8 +148,40 @@ export function cleanCorpus(tokenizer: Tokenizer, text: string, policy: string, 
   return { text: out, unknown };
 }
 
+/** A base model read for fine-tuning: its config, tokenizer and f32 tensors by name. */
+export interface FinetuneBase {
+  /** Where it came from (a checkpoint directory, or a Hugging Face directory). */
+  dir: string;
+  model: ModelConfig | PeftBaseConfig;
+  contextLength: number;
+  tokenizer: Tokenizer;
+  tensors: Map<string, { shape: readonly number[]; data: Float32Array }>;
+}
+
+/** Read the base of a fine-tuning: a bitnet-train checkpoint (`from`) or a Hugging Face directory (`fromHf`). */
+export async function readFinetuneBase(fs: FileSystem, from: string | null, fromHf: string | null | undefined, flag = '--from'): Promise<FinetuneBase> {
+  if (fromHf) {
+    const files = hfFilesFromFileSystem(fs, fromHf);
+    if (!(await files.exists('config.json'))) throw new Error(`--from-hf ${fromHf}: no config.json; give a Hugging Face model directory (config.json, model.safetensors, tokenizer.json)`);
+    const spec = llamaConfigFromHf(JSON.parse(await files.readText('config.json')), `${fromHf}/config.json`);
+    if (!(await files.exists('tokenizer.json'))) throw new Error(`--from-hf ${fromHf}: no tokenizer.json; the fine-tuning corpus must be encoded with the base's tokenizer`);
+    const tc = (await files.exists('tokenizer_config.json')) ? JSON.parse(await files.readText('tokenizer_config.json')) : {};
+    const tokenizer = HfTokenizer.fromJSON(JSON.parse(await files.readText('tokenizer.json')), tc);
+    const probe = new LlamaModel(spec.config);
+    const { values } = await readHfWeights(probe, files, spec);
+    const tensors = new Map([...values].map(([k, v]) => [k, { shape: probe.params.getParam(k).shape, data: v }]));
+    return { dir: fromHf, model: { family: 'llama', config: spec.config }, contextLength: spec.config.contextLength, tokenizer, tensors };
+  }
+  if (!from) throw new Error(`${flag}: the base is missing; give --from DIR (a bitnet-train checkpoint or run directory) or --from-hf DIR (a Hugging Face model directory)`);
+  const src = await loadSourceCheckpoint(fs, from, flag);
+  if (!src.tokenizer) throw new Error(`${flag} ${src.ckpt.dir}: trainer.json has no tokenizer; cannot encode the fine-tuning corpus`);
+  const source = `${flag} ${src.ckpt.dir}/model.safetensors`;
+  const tensors = new Map([...f32Values(src.ckpt.model, source)].map(([k, v]) => [k, { shape: src.ckpt.model.get(k)!.shape, data: v }]));
+  return { dir: src.ckpt.dir, model: src.model, contextLength: src.model.contextLength, tokenizer: src.tokenizer, tensors };
+}
+
 /** Build the PEFT model of a method over a base config (not materialized). */
-export function buildPeftModel(peft: PeftMethod, model: ModelConfig, lora: LoraConfig): PeftModel {
+export function buildPeftModel(peft: PeftMethod, model: ModelConfig | PeftBaseConfig, lora: LoraConfig): PeftModel {
   if (peft === 'qlora') return PeftModel.build({ model, lora, quantizedBase: { kind: 'nf4', create: nf4BaseFactory } });
   return PeftModel.build({ model, lora });
 }
@@ -159,8 +198,7 @@ export async function runFinetune(options: FinetuneOptions, hooks: FinetuneHooks
     opts = { ...saved, iters: options.iters, out: options.out ?? saved.out, threads: options.threads, resume: options.resume };
   }
   // 1. the base, the LoRA settings against it, the corpus against its tokenizer
-  const src = await loadSourceCheckpoint(fs, opts.from, '--from');
-  if (!src.tokenizer) throw new Error(`--from ${src.ckpt.dir}: trainer.json has no tokenizer; cannot encode the fine-tuning corpus`);
+  const src = await readFinetuneBase(fs, opts.from, opts.fromHf);
   // part B's methods (AdaLoRA, prefix / p-tuning-v2, prompt, BitFit: ./methods.ts) read their PEFT-style keys from opts.lora
   const method = (PEFT_METHODS_B as readonly string[]).includes(opts.peft)
     ? setupMethod(opts.peft as PeftMethodB, { model: src.model, json: opts.lora as Record<string, unknown>, totalSteps: opts.iters, gradientCheckpointing: opts.gradientCheckpointing ?? false })
@@ -173,29 +211,29 @@ export async function runFinetune(options: FinetuneOptions, hooks: FinetuneHooks
   });
   const raw = new TextDecoder('utf-8', { fatal: false }).decode(bytes);
   const { text, unknown } = cleanCorpus(src.tokenizer, raw, opts.unknownChars, opts.data);
-  const context = opts.context ?? src.model.contextLength;
-  if (context > src.model.contextLength) throw new Error(`--context ${context} is longer than the base model's context length ${src.model.contextLength}`);
+  const context = opts.context ?? src.contextLength;
+  if (context > src.contextLength) throw new Error(`--context ${context} is longer than the base model's context length ${src.contextLength}`);
   const dataset = TextDataset.fromText(text, { tokenizer: src.tokenizer, valFraction: opts.valFraction, source: opts.data, contextLength: context });
 
   const backend = await createBackend(opts.backend, { threads: opts.threads ?? (await defaultThreads()) });
   try {
     const heap = new Heap(backend);
     model.materialize(heap, new Rng(opts.seed));
-    model.loadBase(new Map([...f32Values(src.ckpt.model, `--from ${src.ckpt.dir}/model.safetensors`)].map(([k, v]) => [k, { shape: src.ckpt.model.get(k)!.shape, data: v }])), `--from ${src.ckpt.dir}/model.safetensors`);
+    model.loadBase(src.tensors, `${opts.fromHf ? '--from-hf' : '--from'} ${src.dir}`);
     const initText = (opts.lora as { prompt_tuning_init_text?: unknown }).prompt_tuning_init_text;
     method?.ready(new Rng(opts.seed + 2), typeof initText === 'string' ? { initTokenIds: Array.from(src.tokenizer.encode(initText)) } : {});
     const optimizer = new AdamW(model.params, { lr: opts.lr, betas: [0.9, opts.beta2], weightDecay: opts.weightDecay, clipNorm: opts.clip });
     const outDir = opts.out;
     const log = new JsonLinesLog(fs, joinPath(outDir, 'log.jsonl'));
-    const record: JsonObject = { finetune: { ...opts, resume: null } as unknown as JsonObject, model: src.model as unknown as JsonObject, base: src.ckpt.dir };
-    const writeAdapter = (dir: string) => (method ? method.save(fs, dir, src.ckpt.dir) : saveAdapter(fs, dir, model, { baseModel: src.ckpt.dir }));
+    const record: JsonObject = { finetune: { ...opts, resume: null } as unknown as JsonObject, base: src.dir };
+    const writeAdapter = (dir: string) => (method ? method.save(fs, dir, src.dir) : saveAdapter(fs, dir, model, { baseModel: src.dir }));
     const trainer = new Trainer({
       model: { params: model.params, forward: (t, y) => model.forward(t, y) },
       dataset,
       optimizer,
       options: {
         iters: opts.iters, batchSize: opts.batch, contextLength: context, seed: opts.seed,
-        schedule: { kind: opts.schedule, peakLr: opts.lr, warmup: opts.warmup, totalSteps: opts.iters, minLr: opts.minLr, weightDecay: opts.weightDecay } as never,
+        schedule: { kind: opts.schedule, peakLr: opts.lr, warmup: Math.min(opts.warmup, opts.iters), totalSteps: opts.iters, minLr: opts.minLr, weightDecay: opts.weightDecay } as never,
         evalEvery: opts.evalEvery, evalIters: opts.evalIters, logEvery: opts.logEvery, saveEvery: opts.saveEvery,
         checkpoints: { fs, dir: outDir, keep: opts.keep },
         config: record,
@@ -228,7 +266,7 @@ export async function runFinetune(options: FinetuneOptions, hooks: FinetuneHooks
     const counts = model.parameterCounts();
     await hooks.onStart?.({
       ...(method ? { method: method.describe() } : {}),
-      base: src.ckpt.dir, peft: opts.peft, baseKind: model.baseKind, lora, targets: model.targets, trainable: counts.trainable, total: counts.total,
+      base: src.dir, peft: opts.peft, baseKind: model.baseKind, lora, targets: model.targets, trainable: counts.trainable, total: counts.total,
       memory: { ...model.memory(), optimizer: 2 * 4 * model.params.blockSize }, threads: (backend as { threads?: number }).threads ?? 1, outDir,
       trainTokens: dataset.train.length, valTokens: dataset.val.length, startStep: trainer.step,
       unknownChars: [...unknown].map(([char, count]) => ({ char, count })),
@@ -244,17 +282,16 @@ export async function runFinetune(options: FinetuneOptions, hooks: FinetuneHooks
 }
 
 /**
- * Load a base checkpoint with an adapter directory on `heap` (sampling, evaluation, merging):
- * the adapter's config decides the model; its tensors must fit it.
+ * Load a base (a checkpoint, or with `hf` a Hugging Face directory) with an adapter directory on
+ * `heap` (sampling, evaluation, merging): the adapter's config decides the model; its tensors must fit it.
  */
-export async function loadAdaptedModel(fs: FileSystem, heap: Heap, basePath: string, adapterDir: string, warnings?: (m: string) => void): Promise<{ model: PeftModel; tokenizer: Tokenizer | undefined; baseDir: string }> {
-  const src = await loadSourceCheckpoint(fs, basePath, '--ckpt');
-  const adapter = await loadAdapter(fs, adapterDir, warnings);
+export async function loadAdaptedModel(fs: FileSystem, heap: Heap, basePath: string, adapterDir: string, options: { hf?: boolean; warnings?: (m: string) => void } = {}): Promise<{ model: PeftModel; tokenizer: Tokenizer; base: FinetuneBase }> {
+  const base = await readFinetuneBase(fs, options.hf ? null : basePath, options.hf ? basePath : null, '--ckpt');
+  const adapter = await loadAdapter(fs, adapterDir, options.warnings);
   const kind = adapter.metadata['bitnet.base_kind'];
-  const model = buildPeftModel(kind === 'nf4' ? 'qlora' : 'lora', src.model, adapter.config);
+  const model = buildPeftModel(kind === 'nf4' ? 'qlora' : 'lora', base.model, adapter.config);
   model.materialize(heap, new Rng(0));
-  const source = `--ckpt ${src.ckpt.dir}/model.safetensors`;
-  model.loadBase(new Map([...f32Values(src.ckpt.model, source)].map(([k, v]) => [k, { shape: src.ckpt.model.get(k)!.shape, data: v }])), source);
+  model.loadBase(base.tensors, `--ckpt ${base.dir}`);
   applyAdapter(model, adapter);
-  return { model, tokenizer: src.tokenizer, baseDir: src.ckpt.dir };
+  return { model, tokenizer: base.tokenizer, base };
 }

@@ -59,6 +59,8 @@ export async function saveAdapter(fs: FileSystem, dir: string, model: PeftModel,
   const bytes = encodeSafetensors(await adapterTensors(model), metadata);
   await fs.writeFileAtomic(joinPath(dir, ADAPTER_WEIGHTS_FILE), bytes);
   const json = loraConfigJSON(model.lora, options.baseModel ?? null);
+  // as PEFT saves it after injection: the short names of the modules actually adapted
+  if (model.lora.targetModules === 'all-linear') json.target_modules = [...new Set(model.targets.map((t) => t.slice(t.lastIndexOf('.') + 1)))].sort();
   await fs.writeFileAtomic(joinPath(dir, ADAPTER_CONFIG_FILE), JSON.stringify(json, null, 2) + '\n');
 }
 
