@@ -79,3 +79,24 @@ describe('training from a Hugging Face directory', () => {
     expect(await fs.exists('bad')).toBe(false);
   });
 });
+
+describe('sampling from a Hugging Face directory', () => {
+  for (const name of ['tiny-llama-gqa', 'tiny-bitnet-packed']) {
+    it(`${name}: sample --from-hf --prompt-ids --print-ids --temperature 0 prints the reference greedy continuation`, async () => {
+      const ref = JSON.parse(readFileSync(`${FIXTURES}${name}/reference.json`, 'utf8')) as { greedy_prompt: number[]; greedy: number[] };
+      const fs = new MemoryFileSystem(Object.fromEntries(['config.json', 'model.safetensors'].map((f) => [`hf/${f}`, new Uint8Array(readFileSync(`${FIXTURES}${name}/${f}`))])));
+      const s = silentIo(fs);
+      const code = await runCli(['sample', '--from-hf', 'hf', '--prompt-ids', ref.greedy_prompt.join(','), '--print-ids', '--temperature', '0', '--tokens', String(ref.greedy.length)], s.io);
+      expect(code, s.err()).toBe(0);
+      expect(s.out().trim()).toBe(ref.greedy.join(','));
+      expect(s.err()).toMatch(/sampled from hf, (LlamaForCausalLM|BitNetForCausalLM), greedy/);
+    });
+  }
+
+  it('without a tokenizer.json asks for --prompt-ids', async () => {
+    const fs = new MemoryFileSystem(Object.fromEntries(['config.json', 'model.safetensors'].map((f) => [`hf/${f}`, new Uint8Array(readFileSync(`${FIXTURES}tiny-llama-tied/${f}`))])));
+    const s = silentIo(fs);
+    expect(await runCli(['sample', '--from-hf', 'hf', '--prompt', 'hi'], s.io)).toBe(1);
+    expect(s.err()).toMatch(/--from-hf hf: no tokenizer\.json; give the prompt as --prompt-ids/);
+  });
+});

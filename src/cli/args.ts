@@ -54,7 +54,8 @@ export const sampleSpec = (key: string, type: OptionSpec['type'], help: string, 
 });
 
 const SAMPLE_FLAGS: FlagSpec[] = [
-  sampleSpec('ckpt', 'string', 'checkpoint directory, or a run directory (its latest checkpoint) — required'),
+  sampleSpec('ckpt', 'string', 'checkpoint directory, or a run directory (its latest checkpoint), or a Hugging Face model directory — required'),
+  { name: '--from-hf', spec: { key: 'ckpt' as keyof RunConfig, type: 'string', flag: true, help: 'a Hugging Face model directory (LlamaForCausalLM / BitNetForCausalLM) to sample from, instead of --ckpt' } },
   sampleSpec('prompt', 'string', "text to continue (default: a newline)"),
   sampleSpec('tokens', 'posInt', 'tokens to generate'),
   sampleSpec('temperature', 'nonNegNum', 'softmax temperature (lower: more conservative; 0: greedy, the most likely token each time)'),

@@ -8,6 +8,8 @@ import { getDefaultFileSystem } from '../runtime/fs.js';
 import type { FileSystem } from '../runtime/fs-types.js';
 import { closest } from '../train/config.js';
 import { sampleFromCheckpoint } from '../train/run.js';
+import { isHfModelDirectory } from '../train/sources.js';
+import { sampleFromHfDirectory } from './hf-sample.js';
 import { MAIN_HELP, UsageError, parseSampleArgs, parseTrainArgs, sampleHelp, trainHelp } from './args.js';
 import type { OutputStream } from './progress.js';
 import { analyzeCommand, calibrateCommand, convertCommand, distillCommand } from './qat-commands.js';
@@ -81,6 +83,7 @@ async function sampleCommand(argv: readonly string[], io: CliIO): Promise<number
     return 0;
   }
   const fs = io.fs ?? (await getDefaultFileSystem());
+  if (await isHfModelDirectory(fs, args.ckpt)) return sampleFromHfDirectory(args, io, fs);
   if (args.adapter !== undefined) return sampleWithAdapter(args, io, fs);
   if (args.printIds) {
     // ids only: for models without a tokenizer, and to compare token for token with other engines
