@@ -65,6 +65,13 @@ describe('TensorBoard event files', () => {
     expect(new TextDecoder().decode(tv.tensor!.stringVal[0])).toBe('```json\n{"lr":0.001}\n```');
   });
 
+  it('refuses an empty directory or one that is a file, naming it', async () => {
+    const fs = new MemoryFileSystem();
+    await fs.writeFile('taken', 'x');
+    await expect(TensorBoardWriter.create(fs, '')).rejects.toThrow(/tensorboard: the directory is empty/);
+    await expect(TensorBoardWriter.create(fs, 'taken/tb')).rejects.toThrow(/^tensorboard taken\/tb: cannot create the directory \(taken.*: not a directory\); give a directory for the event files$/);
+  });
+
   it('buckets a histogram as (limit[i-1], limit[i]] with every finite value counted once', () => {
     const h = histogramOf([0, 1, 2, 3, 4, Infinity, NaN], 4);
     expect(h.bucketLimit).toEqual([1, 2, 3, 4]);

@@ -16,7 +16,7 @@
  */
 import { hostName } from '../runtime/host-name.js';
 import type { FileSystem } from '../runtime/fs-types.js';
-import { joinPath } from '../runtime/fs-types.js';
+import { FileSystemError, FS_CODE_TEXT, joinPath } from '../runtime/fs-types.js';
 import { type Crc32c, loadCrc32c } from './crc32c.js';
 import { type Histogram, type SummaryValue, encodeFileVersionEvent, encodeSummaryEvent } from './event-proto.js';
 import { histogramOf } from './histogram.js';
@@ -47,8 +47,14 @@ export class TensorBoardWriter {
   static async create(fs: FileSystem, dir: string, options: TensorBoardWriterOptions = {}): Promise<TensorBoardWriter> {
     const now = options.now ?? (() => Date.now());
     const host = (options.host ?? (await hostName())).replace(/[^A-Za-z0-9._-]/g, '_');
+    if (dir.trim() === '') throw new Error('tensorboard: the directory is empty; give one for the event files (e.g. --tensorboard runs/x/tb)');
     const crc32c = await loadCrc32c();
-    await fs.mkdirp(dir);
+    try {
+      await fs.mkdirp(dir);
+    } catch (err) {
+      if (err instanceof FileSystemError) throw new Error(`tensorboard ${dir}: cannot create the directory (${err.path}: ${FS_CODE_TEXT[err.code] ?? err.code}); give a directory for the event files`);
+      throw err;
+    }
     const seconds = Math.floor(now() / 1000);
     let path = joinPath(dir, `events.out.tfevents.${seconds}.${host}`);
     for (let i = 2; await fs.exists(path); i++) path = joinPath(dir, `events.out.tfevents.${seconds}.${host}.${i}`);
