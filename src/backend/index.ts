@@ -39,17 +39,33 @@ export function hasWasmSimd(): boolean {
 
 let warnedNoSimd = false;
 
+/** The backends {@link createBackend} knows. */
+export type BackendName = 'wasm' | 'js' | 'webgpu';
+
+/**
+ * The webgpu backend (gpu/), imported only when asked for. Its compiled module sits at
+ * dist/gpu/ next to dist/backend/; from the sources (vitest) it is gpu/ next to src/.
+ */
+async function createWebGpu(opts: CreateBackendOptions): Promise<Backend> {
+  const fromSources = import.meta.url.endsWith('.ts');
+  const spec = fromSources ? '../../gpu/index.js' : '../gpu/index.js';
+  const mod = (await import(spec)) as { createWebGpuBackend: (o: { initialCapacity?: number }) => Promise<Backend> };
+  return mod.createWebGpuBackend({ initialCapacity: opts.initialCapacity });
+}
+
 /**
  * Create a backend by name.
  *
  * @example
  * const be = await createBackend();          // wasm SIMD kernels (js fallback without SIMD)
  * const oracle = await createBackend('js', { dtype: 'f64' });
+ * const gpu = await createBackend('webgpu');  // WGSL kernels on a WebGPU adapter (gpu/)
  */
-export async function createBackend(name: 'wasm' | 'js' = 'wasm', opts: CreateBackendOptions = {}): Promise<Backend> {
+export async function createBackend(name: BackendName = 'wasm', opts: CreateBackendOptions = {}): Promise<Backend> {
   if (opts.threads !== undefined) validateThreads(opts.threads, 'createBackend');
   if (name === 'js') return new JsBackend({ dtype: opts.dtype, initialCapacity: opts.initialCapacity });
-  if (name !== 'wasm') throw new Error(`createBackend: unknown backend '${String(name)}' (expected 'wasm' or 'js')`);
+  if (name === 'webgpu') return createWebGpu(opts);
+  if (name !== 'wasm') throw new Error(`createBackend: unknown backend '${String(name)}' (expected 'wasm', 'js' or 'webgpu')`);
   if (!hasWasmSimd()) {
     if (!warnedNoSimd) {
       warnedNoSimd = true;
