@@ -100,3 +100,17 @@ describe('sampling from a Hugging Face directory', () => {
     expect(s.err()).toMatch(/--from-hf hf: no tokenizer\.json; give the prompt as --prompt-ids/);
   });
 });
+
+describe('analysing a Hugging Face directory', () => {
+  it('analyze --from-hf ranks all seven projections of every LLaMA layer (q, k, v apart)', async () => {
+    const fs = withFixture('tiny-llama-gqa');
+    const s = silentIo(fs);
+    const code = await runCli(['analyze', '--from-hf', 'hf', '--data', 'small.txt', '--batches', '1', '--threads', '1', '--json', 'sens.json'], s.io);
+    expect(code, s.err()).toBe(0);
+    expect(s.out()).toMatch(/a full-precision model, analysed as its BitLinear conversion/);
+    const report = JSON.parse(new TextDecoder().decode(await fs.readFile('sens.json'))) as { rows: { name: string }[] };
+    const names = report.rows.map((r) => r.name).sort();
+    expect(names).toHaveLength(14);
+    expect(names).toContain('model.layers.1.self_attn.k_proj');
+  });
+});

@@ -11,6 +11,7 @@ import type { Backend } from '../src/backend/backend.js';
 import { WasmBackend } from '../src/backend/wasm/index.js';
 import { loadPretrained, type Pretrained } from '../src/io/hf/index.js';
 import { noGrad } from '../src/autograd/tape.js';
+import { setQuantLambda } from '../src/qat/controller.js';
 import { AdamW } from '../src/optim/adamw.js';
 import { trainStep } from '../src/optim/train-step.js';
 import { createNodeFileSystem } from '../src/runtime/fs-node.js';
@@ -137,4 +138,19 @@ describe('fine-tuning an imported model', () => {
       expect(losses[19]!).toBeLessThan(losses[0]! - 0.5);
     });
   }
+});
+
+describe('a LLaMA loaded for conversion to 1.58 bit', () => {
+  it('with BitLinear projections at λ = 0 computes the FP model bit for bit, and at λ = 1 quantises every projection', async () => {
+    const fp = await load('tiny-llama-gqa');
+    const bit = await loadPretrained(`${FIXTURES}tiny-llama-gqa`, { fs: await createNodeFileSystem(), backend: wasm(), bitlinear: true });
+    const { tokens } = reference('tiny-llama-gqa');
+    setQuantLambda(bit.model, { weights: 0, activations: 0 });
+    const a = logitsOf(fp, tokens);
+    const b = logitsOf(bit, tokens);
+    expect(b.map((r) => Array.from(r))).toEqual(a.map((r) => Array.from(r)));
+    setQuantLambda(bit.model, { weights: 1, activations: 1 });
+    const c = logitsOf(bit, tokens);
+    expect(compare(c, a.map((r) => Array.from(r))).maxRel).toBeGreaterThan(1e-3);
+  });
 });

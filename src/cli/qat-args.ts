@@ -92,6 +92,7 @@ export function parseCalibrateArgs(argv: readonly string[]): { args: CalibrateAr
 
 const ANALYZE_FLAGS: FlagSpec[] = [
   CKPT,
+  { name: '--from-hf', spec: { ...CKPT.spec, help: 'a Hugging Face model directory (LLaMA or BitNet) to analyse, instead of --ckpt (needs --data)' } },
   tool('batches', 'posInt', 'val batches per evaluation (2 + 2·projections evaluations in all)'),
   tool('json', 'string', 'also write the report (sensitivity and error analysis) as JSON to PATH'),
   ...COMMON_TOOL_FLAGS,
