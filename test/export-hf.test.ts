@@ -105,6 +105,15 @@ describe('bitnet-train export from a checkpoint of the bitnet family', () => {
       expect(err).toMatch(/packed already exists; choose another --out or pass --force/);
       expect(await runCli(['export', '--ckpt', join(dir, 'ckpt'), '--format', 'hf', '--dtype', 'f32', '--out', join(dir, 'packed'), '--force'], io)).toBe(0);
       expect(JSON.parse(readFileSync(join(dir, 'packed/config.json'), 'utf8')).torch_dtype).toBe('float32');
+      // loading the export back (the Hugging Face loader) reproduces the checkpoint's model: the same logits, bit for bit
+      const { loadPretrained } = await import('../src/io/hf/pretrained.js');
+      const backend = await createBackend('js');
+      const back = await loadPretrained(join(dir, 'packed'), { backend });
+      const orig = new LlamaModel(c).materialize(new Heap(backend), new Rng(3));
+      orig.params.importValues(new Map([...asF32(raw('tiny-bitnet-bf16'))].map(([n, t]) => [n, t.data as Float32Array])));
+      const tokens = [1, 17, 4, 33, 96, 0, 5];
+      expect(ourLogits(back.model, back.heap, tokens).map((r) => Array.from(r))).toEqual(ourLogits(orig, orig.params.heap, tokens).map((r) => Array.from(r)));
+      backend.dispose();
       err = '';
       expect(await runCli(['export', '--ckpt', join(dir, 'ckpt'), '--format', 'gguf', '--out', join(dir, 'm.gguf')], io)).toBe(1);
       expect(err).toMatch(/llama\.cpp's bitnet architecture cannot express a relu2 gated MLP/);
