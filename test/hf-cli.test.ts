@@ -114,3 +114,23 @@ describe('analysing a Hugging Face directory', () => {
     expect(names).toContain('model.layers.1.self_attn.k_proj');
   });
 });
+
+describe('the families from scratch', () => {
+  it('train --family bitnet / llama --kv-heads 2 builds and trains those models, recorded in the checkpoint', async () => {
+    for (const [family, extra] of [['bitnet', ['--mlp', 'relu2']], ['llama', ['--mlp', 'swiglu', '--fp']]] as const) {
+      const fs = new MemoryFileSystem({ 'small.txt': CORPUS });
+      const s = silentIo(fs);
+      const code = await runCli(['train', '--family', family, ...extra, '--norm', 'rms', '--pos', 'rope', '--kv-heads', '2', '--data', 'small.txt', '--iters', '2', '--layers', '1', '--dim', '32', '--context', '16', '--batch', '2', '--eval-iters', '1', '--threads', '1', '--out', 'r'], s.io);
+      expect(code, s.err()).toBe(0);
+      const ckpt = await loadCheckpoint(fs, await resolveCheckpointDir(fs, 'r'));
+      expect((ckpt.trainer.config as { model: object }).model).toMatchObject({ family, kvHeads: 2, heads: 4, headDim: 8, bitlinear: family === 'bitnet' });
+      expect(ckpt.model.has(family === 'bitnet' ? 'model.layers.0.self_attn.attn_sub_norm.weight' : 'lm_head.weight')).toBe(true);
+      expect(ckpt.model.get('model.layers.0.self_attn.k_proj.weight')!.shape).toEqual([16, 32]);
+    }
+  });
+
+  it('refuses a GPT-only option for a LLaMA family, naming the flag', async () => {
+    const fs = new MemoryFileSystem({ 'small.txt': CORPUS });
+    await expect(runTraining({ ...RUN, family: 'llama', mlp: 'gelu', norm: 'rms', pos: 'rope', iters: 1, out: 'x' }, {}, { fs })).rejects.toThrow(/--family llama: the MLP is gated; give --mlp swiglu/);
+  });
+});
