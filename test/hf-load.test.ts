@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Backend } from '../src/backend/backend.js';
 import { WasmBackend } from '../src/backend/wasm/index.js';
-import { loadPretrained, type Pretrained } from '../src/io/hf/index.js';
+import { hfFilesFromFileList, loadPretrained, type Pretrained } from '../src/io/hf/index.js';
 import { noGrad } from '../src/autograd/tape.js';
 import { setQuantLambda } from '../src/qat/controller.js';
 import { AdamW } from '../src/optim/adamw.js';
@@ -152,5 +152,21 @@ describe('a LLaMA loaded for conversion to 1.58 bit', () => {
     setQuantLambda(bit.model, { weights: 1, activations: 1 });
     const c = logitsOf(bit, tokens);
     expect(compare(c, a.map((r) => Array.from(r))).maxRel).toBeGreaterThan(1e-3);
+  });
+});
+
+describe('a model directory from browser File objects', () => {
+  it('loads from a picked folder (File with webkitRelativePath), read a slice at a time, to the same logits', async () => {
+    const name = 'tiny-bitnet-packed';
+    const files = ['config.json', 'model.safetensors'].map((f) => {
+      const file = new File([readFileSync(`${FIXTURES}${name}/${f}`)], f);
+      Object.defineProperty(file, 'webkitRelativePath', { value: `${name}/${f}` });
+      return file;
+    });
+    const fromFiles = await loadPretrained(hfFilesFromFileList(files), { backend: wasm() });
+    const fromDisk = await load(name);
+    const { tokens } = reference(name);
+    expect(fromFiles.weights.files).toEqual([`${name}/model.safetensors`]);
+    expect(logitsOf(fromFiles, tokens).map((r) => Array.from(r))).toEqual(logitsOf(fromDisk, tokens).map((r) => Array.from(r)));
   });
 });
