@@ -19,7 +19,7 @@ afterEach(() => {
   for (const be of backends.splice(0)) be.dispose();
 });
 
-async function train(profiler: StepProfiler | undefined, kind: 'wasm' | 'js', threads = 1): Promise<number[]> {
+async function train(profiler: StepProfiler | undefined, kind: 'wasm' | 'js', threads = 1, checkpointing = false): Promise<number[]> {
   const backend = await createBackend(kind, { threads });
   backends.push(backend);
   const heap = new Heap(profiler ? profiler.wrapBackend(backend) : backend);
@@ -27,6 +27,7 @@ async function train(profiler: StepProfiler | undefined, kind: 'wasm' | 'js', th
   const dataset = TextDataset.fromText(TEXT, { tokenizer: 'char' });
   const model = new GPT({ vocabSize: dataset.tokenizer.vocabSize, contextLength: 16, layers: 2, heads: 2, dim: 32, bitlinear: true });
   model.materialize(heap, new Rng(1));
+  model.gradientCheckpointing = checkpointing;
   const losses: number[] = [];
   const trainer = new Trainer({
     model, dataset, optimizer: new AdamW(model.params, { lr: 1e-2, clipNorm: 1 }),
@@ -64,6 +65,17 @@ describe('StepProfiler', () => {
     expect(r.dispatchMs!).toBeGreaterThanOrEqual(0);
     expect(r.pool).toBeNull();
     expect(formatProfile(r)).toMatch(/^profile: steps 2-4 \(3 steps\)/);
+  });
+
+  it('with gradient checkpointing, counts the recomputed forward inside its backward once (no double count, the update phase intact)', async () => {
+    const plain = await train(undefined, 'wasm', 1, true);
+    const profiler = new StepProfiler(3, 1);
+    expect(await train(profiler, 'wasm', 1, true)).toEqual(plain);
+    const r = profiler.report();
+    const opsMs = r.ops.reduce((a, o) => a + o.ms, 0);
+    expect(opsMs).toBeLessThanOrEqual(r.stepMs);
+    expect(r.ops.filter((o) => o.name === 'bitLinear' && o.phase === 'forward')[0]!.calls).toBe(3 * 2 * 4); // the first forward only
+    expect(r.kernels.find((k) => k.name === 'adamwStep')!.phase).toBe('update');
   });
 
   it('on 2 threads, splits backend time into compute, dispatch and waiting for workers', async () => {

@@ -80,6 +80,8 @@ export class StepProfiler {
   private phase: StepPhase = 'forward';
   private lastRecord = 0;
   private depth = 0;
+  /** Backward closures running (a checkpointed block records its recomputed forward inside one). */
+  private inBackward = 0;
   private readonly ops = new Map<string, Acc>();
   private readonly kernels = new Map<string, Acc>();
   private backendMs = 0;
@@ -141,8 +143,8 @@ export class StepProfiler {
     const drain = tape.drainReversed.bind(tape);
     tape.record = (entry: TapeEntry): void => {
       const t = now();
-      if (this.active) {
-        if (this.phase !== 'forward') this.phase = 'forward';
+      if (this.active && this.inBackward === 0) { // a recompute inside a backward counts as that backward
+        this.phase = 'forward';
         const ms = t - this.lastRecord;
         this.add(this.ops, `${entry.name}|forward`, ms);
         this.forwardOpMs += ms;
@@ -152,15 +154,17 @@ export class StepProfiler {
     };
     tape.drainReversed = (): TapeEntry[] => {
       const entries = drain();
-      if (!this.active) return entries;
+      if (!this.active || this.inBackward > 0) return entries; // a checkpointed block's inner backward: part of the enclosing op's
       this.phase = 'backward';
       return entries.map((e, i) => ({
         name: e.name,
         backward: () => {
           const t0 = now();
+          this.inBackward++;
           try {
             e.backward();
           } finally {
+            this.inBackward--;
             const ms = now() - t0;
             this.add(this.ops, `${e.name}|backward`, ms);
             this.backwardOpMs += ms;
