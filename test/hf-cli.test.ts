@@ -134,3 +134,14 @@ describe('the families from scratch', () => {
     await expect(runTraining({ ...RUN, family: 'llama', mlp: 'gelu', norm: 'rms', pos: 'rope', iters: 1, out: 'x' }, {}, { fs })).rejects.toThrow(/--family llama: the MLP is gated; give --mlp swiglu/);
   });
 });
+
+describe('distilling with Hugging Face directories', () => {
+  it('distill --teacher DIR --from-hf DIR: a LLaMA student from its own HF weights, taught by them', async () => {
+    const fs = withFixture('tiny-llama-gqa');
+    const s = silentIo(fs);
+    const code = await runCli(['distill', '--teacher', 'hf', '--from-hf', 'hf', '--fp', '--data', 'small.txt', '--iters', '2', '--context', '16', '--batch', '2', '--eval-iters', '1', '--threads', '1', '--out', 'd'], s.io);
+    expect(code, s.err()).toBe(0);
+    const ckpt = await loadCheckpoint(fs, await resolveCheckpointDir(fs, 'd'));
+    expect((ckpt.trainer.config as { run: object }).run).toMatchObject({ teacher: 'hf', from: 'hf', family: 'llama' });
+  });
+});

@@ -17,7 +17,17 @@ import type { CliIO } from './commands.js';
 export async function sampleFromHfDirectory(args: SampleArgs, io: CliIO, fs: FileSystem): Promise<number> {
   const backend = await createBackend(args.backend);
   try {
-    const p = await loadPretrained(args.ckpt, { fs, backend });
+    // a large checkpoint reports its progress every 10 %
+    let shown = 0;
+    const p = await loadPretrained(args.ckpt, {
+      fs, backend,
+      onProgress: (e) => {
+        const tenth = Math.floor((10 * e.bytesDone) / e.bytesTotal);
+        if (e.bytesTotal < 64e6 || tenth <= shown) return;
+        shown = tenth;
+        io.stderr.write(`(loading ${args.ckpt}: ${tenth * 10} % of ${(e.bytesTotal / 1e6).toFixed(0)} MB)\n`);
+      },
+    });
     const tokenizer = p.tokenizer;
     if (!tokenizer && args.promptIds === undefined) {
       throw new Error(`--from-hf ${args.ckpt}: no tokenizer.json; give the prompt as --prompt-ids 1,5,9 and read the output with --print-ids`);

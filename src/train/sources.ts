@@ -7,7 +7,7 @@
 import type { TextDataset } from '../data/dataset.js';
 import { HfTokenizer } from '../data/hf-tokenizer.js';
 import { hfFilesFromFileSystem } from '../io/hf/source.js';
-import { readHfWeights } from '../io/hf/weights.js';
+import { type HfLoadProgress, readHfWeights } from '../io/hf/weights.js';
 import type { JsonObject } from '../io/checkpoint.js';
 import type { SafetensorsTensor } from '../io/safetensors.js';
 import { llamaConfigFromHf } from '../nn/hf-config.js';
@@ -49,7 +49,7 @@ export async function isHfModelDirectory(fs: FileSystem, path: string): Promise<
  * codes), and its tokenizer.json. The run then trains that model on the corpus with that
  * tokenizer. Errors start with `flag path:`.
  */
-export async function loadHfSource(fs: FileSystem, path: string, flag: string): Promise<SourceCheckpoint> {
+export async function loadHfSource(fs: FileSystem, path: string, flag: string, onProgress?: (p: HfLoadProgress) => void): Promise<SourceCheckpoint> {
   const dir = path.replace(/\/+$/, '');
   try {
     const files = hfFilesFromFileSystem(fs, dir);
@@ -65,7 +65,7 @@ export async function loadHfSource(fs: FileSystem, path: string, flag: string): 
       }
       tokenizer = hf;
     }
-    const { values } = await readHfWeights(new LlamaModel(spec.config), files, spec);
+    const { values } = await readHfWeights(new LlamaModel(spec.config), files, spec, { onProgress });
     const tensors = new Map<string, SafetensorsTensor>();
     const shapes = new Map([...new LlamaModel(spec.config).params].map(([n, t]) => [n, t.shape]));
     for (const [name, data] of values) tensors.set(name, { dtype: 'F32', shape: [...shapes.get(name)!], data });
@@ -79,9 +79,12 @@ export async function loadHfSource(fs: FileSystem, path: string, flag: string): 
   }
 }
 
-/** Load a checkpoint (or a run directory's latest) named by `flag`; errors start with `flag path:`. */
-export async function loadSourceCheckpoint(fs: FileSystem, path: string, flag: string): Promise<SourceCheckpoint> {
-  if (await isHfModelDirectory(fs, path)) return loadHfSource(fs, path, flag);
+/**
+ * Load a checkpoint (or a run directory's latest) named by `flag`, or a Hugging Face model
+ * directory (`onProgress`: its weight stream); errors start with `flag path:`.
+ */
+export async function loadSourceCheckpoint(fs: FileSystem, path: string, flag: string, onProgress?: (p: HfLoadProgress) => void): Promise<SourceCheckpoint> {
+  if (await isHfModelDirectory(fs, path)) return loadHfSource(fs, path, flag, onProgress);
   let ckpt: LoadedCheckpoint;
   try {
     ckpt = await loadCheckpoint(fs, await resolveCheckpointDir(fs, path));
