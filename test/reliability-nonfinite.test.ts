@@ -134,7 +134,7 @@ describe('non-finite checkpoints', () => {
     (t.data as Float32Array)[3] = NaN;
     const bytes = encodeSafetensors(ck.model, { format: 'pt' });
     writeFileSync(join(dir, 'N/ckpt-6/model.safetensors'), bytes);
-    const tj = JSON.parse(await fs.readText(join(dir, 'N/ckpt-6/trainer.json'))) as { files: Record<string, { bytes: number; crc32c?: string }> };
+    const tj = JSON.parse(await fs.readText(join(dir, 'N/ckpt-6/trainer.json'))) as { files: Record<string, { bytes: number; xxh64?: string }> };
     tj.files['model.safetensors'] = { bytes: bytes.length };
     writeFileSync(join(dir, 'N/ckpt-6/trainer.json'), JSON.stringify(tj));
     const expected = new RegExp(`N/ckpt-6/model\\.safetensors: tensor ${name.replace(/\./g, '\\.')} holds 1 non-finite value \\(NaN at index 3\\)`);
