@@ -39,6 +39,14 @@ export function hasWasmSimd(): boolean {
 
 let warnedNoSimd = false;
 
+/**
+ * True when `be` reads memory asynchronously only (`readSync` throws): the webgpu backend. The
+ * trainer and `trainStep` then await their reads (the loss, the optimizer's guard) instead.
+ */
+export function readsAreAsync(be: Backend): boolean {
+  return be.name === 'webgpu';
+}
+
 /** The backends {@link createBackend} knows. */
 export type BackendName = 'wasm' | 'js' | 'webgpu';
 

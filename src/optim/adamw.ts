@@ -90,6 +90,18 @@ export class AdamW {
    * step count) and the outcome says why.
    */
   step(): StepOutcome {
+    this.recordGuardSums();
+    return this.applyGuarded(this.params.heap.backend.readSync(this.scratch, 4));
+  }
+
+  /** `step()` for a backend whose reads are asynchronous (webgpu): the guard's sums are awaited. Same update. */
+  async stepAsync(): Promise<StepOutcome> {
+    this.recordGuardSums();
+    return this.applyGuarded(await this.params.heap.backend.read(this.scratch, 4));
+  }
+
+  /** The guard's inputs: sums of squares of the gradients, the weights and m into the scratch. */
+  private recordGuardSums(): void {
     this.validate();
     const p = this.params;
     const be = p.heap.backend;
@@ -97,7 +109,11 @@ export class AdamW {
     be.sumSquares(this.scratch, p.gradOffset, n);
     be.sumSquares(this.scratch + 2, p.paramOffset, n);
     be.sumSquares(this.scratch + 3, this.m, n);
-    const sums = be.readSync(this.scratch, 4);
+  }
+
+  private applyGuarded(sums: ArrayLike<number>): StepOutcome {
+    const p = this.params;
+    const be = p.heap.backend;
     const outcome = adamwGuard(
       { grad: Math.sqrt(sums[0]!), param: Math.sqrt(sums[2]!), state: Math.sqrt(sums[3]!) },
       { lr: this.lr, beta1: this.beta1, eps: this.eps, weightDecay: this.weightDecay, step: this.stepCount + 1, clip: this.clipNorm },

@@ -1,6 +1,7 @@
 /**
  * `trainStep`: one optimisation step in the only correct order.
  */
+import { readsAreAsync } from '../backend/index.js';
 import type { Heap } from '../tensor/heap.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { AdamW } from './adamw.js';
@@ -29,6 +30,14 @@ export function trainStep(heap: Heap, model: LossModel, optimizer: AdamW, batch:
   const { loss } = model.forward(heap.indices(batch.tokens, shape), heap.indices(batch.targets, shape));
   if (!loss) throw new Error('trainStep: model.forward returned no loss; pass targets');
   loss.backward();
+  if (readsAreAsync(heap.backend)) {
+    // webgpu: the loss read is recorded before the update, the guard's read is awaited
+    const value = loss.data();
+    return optimizer.stepAsync().then(async () => {
+      heap.resetArena();
+      return (await value)[0]!;
+    });
+  }
   optimizer.step();
   const value = loss.data();
   heap.resetArena();

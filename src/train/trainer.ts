@@ -26,12 +26,14 @@
  */
 import { scale } from '../autograd/ops/elementwise.js';
 import { noGrad } from '../autograd/tape.js';
+import { readsAreAsync } from '../backend/index.js';
 import type { Batch, Split, TextDataset } from '../data/dataset.js';
 import type { JsonObject, JsonValue, LoadedCheckpoint } from '../io/checkpoint.js';
 import { CheckpointManager } from '../io/checkpoint-manager.js';
 import type { TensorBoardWriter } from '../monitor/tensorboard.js';
 import { tensorBoardCallbacks } from '../monitor/trainer-tensorboard.js';
 import { type Schedule, type ScheduleConfig, createSchedule } from '../optim/schedule.js';
+import type { StepOutcome } from '../optim/update-guard.js';
 import type { FileSystem } from '../runtime/fs-types.js';
 import type { Heap } from '../tensor/heap.js';
 import type { ParameterSet } from '../tensor/parameters.js';
@@ -206,7 +208,7 @@ export class Trainer {
     while (this.step < end && stopReason === 'completed') {
       const t0 = now();
       await ext?.beforeStep?.(this.step);
-      const info = this.trainStep();
+      const info = readsAreAsync(this.heap.backend) ? await this.trainStepAsync() : this.trainStep();
       await ext?.afterStep?.(this.step);
       if (ext?.beforeStep || ext?.afterStep) info.seconds = (now() - t0) / 1000; // QAT work per step counts as step time
       stepSeconds += info.seconds;
@@ -257,6 +259,28 @@ export class Trainer {
   /** One optimizer step over `gradAccum` micro-batches; applies the update only if every loss was finite. */
   trainStep(): StepInfo {
     const t0 = now();
+    const { lr, weightDecay, losses } = this.accumulateGradients((loss) => loss.itemSync());
+    const loss = this.meanLoss(losses);
+    // refuses an update that would write NaN/Inf (update-guard.ts)
+    return this.finishStep(t0, lr, weightDecay, loss, Number.isFinite(loss) ? this.optimizer.step() : null);
+  }
+
+  /**
+   * `trainStep` for a backend whose reads are asynchronous (webgpu; `train()` picks it): the
+   * micro-batch losses are read in one batch after the backward passes are recorded, and the
+   * optimizer's guard is awaited. Same step, same numbers on the CPU backends.
+   */
+  async trainStepAsync(): Promise<StepInfo> {
+    const t0 = now();
+    const { lr, weightDecay, losses } = this.accumulateGradients((loss) => loss.item());
+    const loss = this.meanLoss(await Promise.all(losses));
+    const opt = this.optimizer;
+    const outcome = !Number.isFinite(loss) ? null : 'stepAsync' in opt ? await opt.stepAsync() : opt.step();
+    return this.finishStep(t0, lr, weightDecay, loss, outcome);
+  }
+
+  /** zeroGrad, then forward + backward of every micro-batch; `read` starts each loss's read before the arena reset. */
+  private accumulateGradients<R>(read: (loss: Tensor) => R): { lr: number; weightDecay: number; losses: R[] } {
     const { batchSize: B, contextLength: T } = this.options;
     const K = this.gradAccum;
     const { lr, weightDecay } = this.schedule(this.step);
@@ -265,24 +289,36 @@ export class Trainer {
     opt.lr = lr;
     opt.weightDecay = weightDecay;
     opt.zeroGrad();
-    let lossSum = 0;
+    const losses: R[] = [];
     for (let k = 0; k < K; k++) {
       const { inputs, targets } = this.dataset.sampleBatch('train', B, T, this.rng, this.batch);
       try {
         const loss = ext?.loss
           ? ext.loss(this.heap.indices(inputs, [B, T]), this.heap.indices(targets, [B, T]), this.step)
           : this.forwardLoss(inputs, targets, B, T);
-        lossSum += loss.itemSync();
+        losses.push(read(loss));
         (K > 1 ? scale(loss, 1 / K) : loss).backward();
       } finally {
         this.heap.resetArena();
       }
     }
-    const loss = K > 1 ? lossSum / K : lossSum;
+    return { lr, weightDecay, losses };
+  }
+
+  private meanLoss(losses: number[]): number {
+    let lossSum = 0;
+    for (const l of losses) lossSum += l;
+    return this.gradAccum > 1 ? lossSum / this.gradAccum : lossSum;
+  }
+
+  /** The update's outcome (null: not attempted, the loss was not finite) into the step's info. */
+  private finishStep(t0: number, lr: number, weightDecay: number, loss: number, outcome: StepOutcome | null): StepInfo {
+    const { batchSize: B, contextLength: T } = this.options;
+    const K = this.gradAccum;
+    const ext = this.options.extension;
     let gradNorm = NaN;
-    if (!Number.isFinite(loss)) this.lastSkip = { reason: 'loss', detail: `the loss was ${loss}` };
+    if (outcome === null) this.lastSkip = { reason: 'loss', detail: `the loss was ${loss}` };
     else {
-      const outcome = opt.step(); // refuses an update that would write NaN/Inf (update-guard.ts)
       gradNorm = outcome.gradNorm;
       if (outcome.applied) {
         this.lastSkip = undefined;
@@ -313,18 +349,22 @@ export class Trainer {
       const draw = (split: Split) => Array.from({ length: n }, () => this.dataset.sampleBatch(split, B, T, rng));
       this.evalBatches = { train: draw('train'), val: draw('val') };
     }
-    const mean = (split: Split): number => {
-      let sum = 0;
+    // every batch's loss read starts before its arena reset; one wait for all (a GPU round trip, not one per batch)
+    const mean = async (split: Split): Promise<number> => {
+      const reads: Promise<number>[] = [];
       for (const b of this.evalBatches![split]) {
         try {
-          sum += noGrad(() => this.forwardLoss(b.inputs, b.targets, B, T)).itemSync();
+          reads.push(noGrad(() => this.forwardLoss(b.inputs, b.targets, B, T)).item());
         } finally {
           this.heap.resetArena();
         }
       }
+      let sum = 0;
+      for (const v of await Promise.all(reads)) sum += v;
       return sum / this.evalBatches![split].length;
     };
-    return { trainLoss: mean('train'), valLoss: mean('val') };
+    const trainLoss = await mean('train');
+    return { trainLoss, valLoss: await mean('val') };
   }
 
   /** Save a checkpoint of the current step (weights, optimizer state, trainer state); returns its path. */
