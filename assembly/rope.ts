@@ -26,6 +26,37 @@ export function rope_table(table: usize, hs: i32, theta: f32, r0: i32, r1: i32):
   }
 }
 
+// The table of a scaled RoPE (Hugging Face `rope_scaling`), same layout as rope_table: the
+// inverse frequency inv_i = theta^(-2i/hs) is first rescaled, kind 1 "linear": inv_i / factor;
+// kind 2 "llama3" (Llama 3.1+): with wavelength wl = 2 pi / inv_i, inv_i / factor where
+// wl > oldContext / lowFreqFactor, inv_i where wl < oldContext / highFreqFactor, and between them
+// (1 - s) inv_i / factor + s inv_i with s = (oldContext / wl - lowFreqFactor) / (highFreqFactor - lowFreqFactor).
+// All in f64 with AssemblyScript's Math, rounded to f32 once.
+export function rope_table_scaled(table: usize, hs: i32, theta: f32, kind: i32, factor: f64, lowFreqFactor: f64, highFreqFactor: f64, oldContext: f64, r0: i32, r1: i32): void {
+  const half = hs >> 1;
+  const lowWavelen = oldContext / lowFreqFactor;
+  const highWavelen = oldContext / highFreqFactor;
+  for (let t = r0; t < r1; t++) {
+    const cs = table + el(t * hs);
+    const sn = cs + el(half);
+    for (let i = 0; i < half; i++) {
+      let inv = Math.pow(<f64>theta, (-2.0 * <f64>i) / <f64>hs);
+      if (kind == 1) inv = inv / factor;
+      else if (kind == 2) {
+        const wl = (2.0 * Math.PI) / inv;
+        if (wl > lowWavelen) inv = inv / factor;
+        else if (!(wl < highWavelen)) {
+          const smooth = (oldContext / wl - lowFreqFactor) / (highFreqFactor - lowFreqFactor);
+          inv = (1.0 - smooth) * inv / factor + smooth * inv;
+        }
+      }
+      const angle = <f64>t * inv;
+      store<f32>(cs + el(i), <f32>Math.cos(angle));
+      store<f32>(sn + el(i), <f32>Math.sin(angle));
+    }
+  }
+}
+
 // y1 = x1 c - x2 s, y2 = x2 c + x1 s for the `half` pairs (x1[i], x2[i] = x1[i + half]) of one
 // head; with sign = -1 the inverse rotation (s -> -s). y may equal x: a pair is read before it
 // is written and pairs never overlap.

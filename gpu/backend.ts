@@ -8,7 +8,7 @@
  * adapter (fixed reduction orders, no float atomics); they agree with the `js` reference within
  * the tolerances of test/webgpu-kernels.test.ts, not bit for bit.
  */
-import { BackendError, type AdamWParams, type Backend, type Floats, type GemmLayout, type Nf4Weight, type Ptr, type QatBlend, type QatSurrogate } from '../src/backend/backend.js';
+import { BackendError, type AdamWParams, type Backend, type Floats, type GemmLayout, type Nf4Weight, type Ptr, type QatBlend, type QatSurrogate, type RopeScaling } from '../src/backend/backend.js';
 import { checkNf4 } from '../src/backend/checks-nf4.js';
 import * as check from '../src/backend/checks.js';
 import * as qcheck from '../src/backend/checks-quant.js';
@@ -434,6 +434,10 @@ export class WebGpuBackend implements Backend {
    * f64: WGSL has no f64, and its f32 cos/sin are accurate to 2^-11 only. A one-off per model,
    * not a per-step kernel.
    */
+  ropeTableScaled(_table: Ptr, _T: number, _hs: number, _theta: number, _scaling: RopeScaling): void {
+    throw new Error('webgpu backend: ropeTableScaled is not implemented yet');
+  }
+
   ropeTable(table: Ptr, T: number, hs: number, theta: number): void {
     check.checkRopeTable(this, table, T, hs, theta);
     const half = hs / 2;

@@ -240,3 +240,55 @@ describe('RoPE on separate q and k (ropeHeads)', () => {
     expect(() => ropeHeads(heap.fromArray(new Float64Array(B * T * 8), [B, T, 8]), rotary.table)).toThrow(/not a whole number of heads of 6/);
   });
 });
+
+describe('scaled RoPE tables (rope_scaling linear and llama3)', () => {
+  /** Llama 3.1's inverse frequencies, written from transformers' _compute_llama3_parameters (f64). */
+  function llama3Inv(hs: number, theta: number, factor: number, lo: number, hi: number, old: number): number[] {
+    return Array.from({ length: hs / 2 }, (_, i) => {
+      const inv = 1 / theta ** ((2 * i) / hs);
+      const wavelen = (2 * Math.PI) / inv;
+      const scaled = wavelen > old / lo ? inv / factor : inv;
+      const smooth = (old / wavelen - lo) / (hi - lo);
+      const medium = !(wavelen < old / hi) && !(wavelen > old / lo);
+      return medium ? ((1 - smooth) * scaled) / factor + smooth * scaled : scaled;
+    });
+  }
+  const scaling = { kind: 'llama3', factor: 32, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositions: 8192 } as const;
+
+  it('llama3: cos/sin of t·inv_i with the three wavelength bands (wasm and js within one f32 rounding, up to t = 4095)', () => {
+    const [T, hs, theta] = [4096, 64, 500000];
+    const inv = llama3Inv(hs, theta, 32, 1, 4, 8192);
+    // the bands are all present at these settings: unscaled, smoothed and divided frequencies
+    const base = Array.from({ length: hs / 2 }, (_, i) => 1 / theta ** ((2 * i) / hs));
+    expect(inv.some((v, i) => v === base[i])).toBe(true);
+    expect(inv.some((v, i) => Math.abs(v - base[i]! / 32) < 1e-30)).toBe(true);
+    expect(inv.some((v, i) => v < base[i]! && v > base[i]! / 32)).toBe(true);
+    for (const be of [wasm(3), new JsBackend({ dtype: 'f64' })] as Backend[]) {
+      const heap = new Heap(be);
+      const rotary = new RotaryEmbedding(T, hs, theta, scaling).materialize(heap);
+      const table = be.readSync(rotary.table.offset, T * hs);
+      let worst = 0;
+      for (let t = 0; t < T; t++) for (let i = 0; i < hs / 2; i++) {
+        worst = Math.max(worst, Math.abs(table[t * hs + i]! - Math.cos(t * inv[i]!)), Math.abs(table[t * hs + hs / 2 + i]! - Math.sin(t * inv[i]!)));
+      }
+      expect(worst, be.name).toBeLessThanOrEqual(be.dtype === 'f64' ? 1e-9 : 2 ** -24);
+    }
+  });
+
+  it('linear: the plain table at positions t / factor', () => {
+    const [T, hs, theta, factor] = [64, 16, 10000, 4];
+    const be = wasm();
+    const heap = new Heap(be);
+    const scaled = be.readSync(new RotaryEmbedding(T, hs, theta, { kind: 'linear', factor }).materialize(heap).table.offset, T * hs);
+    for (let t = 0; t < T; t++) for (let i = 0; i < hs / 2; i++) {
+      expect(Math.abs(scaled[t * hs + i]! - Math.cos((t / factor) * theta ** ((-2 * i) / hs)))).toBeLessThan(2 ** -24);
+    }
+  });
+
+  it('refuses bad scaling parameters, naming them', () => {
+    const be = new JsBackend();
+    be.reserve(be.base + 64);
+    expect(() => be.ropeTableScaled(be.base, 4, 8, 10000, { ...scaling, highFreqFactor: 1 })).toThrow(/highFreqFactor 1 must exceed lowFreqFactor 1/);
+    expect(() => be.ropeTableScaled(be.base, 4, 8, 10000, { kind: 'linear', factor: 0 })).toThrow(/scaling\.factor = 0 must be a finite number > 0/);
+  });
+});

@@ -48,8 +48,10 @@ describe('config.json mapping (llamaConfigFromHf)', () => {
   });
 
   it('refuses rope_scaling types it does not implement, sliding windows and mixture-of-experts keys', () => {
-    expect(refuse({ rope_scaling: { rope_type: 'llama3', factor: 32 } })).toThrow(/config\.json: rope_scaling .* RoPE scaling type "llama3" is not implemented; supported: null/);
-    expect(refuse({ rope_scaling: { type: 'linear', factor: 2 } })).toThrow(/"linear" is not implemented/);
+    expect(refuse({ rope_scaling: { rope_type: 'yarn', factor: 4, original_max_position_embeddings: 4096 } })).toThrow(/config\.json: rope_scaling .* RoPE scaling type "yarn" is not implemented; supported: null, \{"rope_type": "default"\}, "linear" and "llama3"/);
+    expect(refuse({ rope_scaling: { type: 'dynamic', factor: 2 } })).toThrow(/"dynamic" is not implemented/);
+    expect(refuse({ rope_scaling: { rope_type: 'llama3', factor: 32 } })).toThrow(/config\.json: rope_scaling\.low_freq_factor must be a finite number > 0, got undefined/);
+    expect(refuse({ rope_scaling: { rope_type: 'linear', factor: 2, beta: 1 } })).toThrow(/rope_scaling\.beta is not supported for rope_type "linear"/);
     expect(refuse({ sliding_window: 4096 })).toThrow(/sliding_window 4096 is not supported: sliding-window attention is not implemented/);
     expect(refuse({ num_local_experts: 8 })).toThrow(/num_local_experts \(mixture of experts\) is not supported/);
     expect(refuse({ rope_interleaved: true })).toThrow(/rope_interleaved true is not supported/);
@@ -67,6 +69,15 @@ describe('config.json mapping (llamaConfigFromHf)', () => {
     expect(() => llamaConfigFromHf({ ...fixtureConfig('tiny-bitnet-bf16'), quantization_config: { quant_method: 'gptq' } }, 'b/config.json'))
       .toThrow(/b\/config\.json: quantization_config\.quant_method "gptq" is not supported; supported: "bitnet"/);
     expect(refuse({ num_key_value_heads: 3 })).toThrow(HfConfigError);
+  });
+
+  it('maps Llama 3.1 / 3.2 rope_scaling (llama3) and linear scaling, and writes them back', () => {
+    const llama3 = { rope_type: 'llama3', factor: 32.0, low_freq_factor: 1.0, high_freq_factor: 4.0, original_max_position_embeddings: 8192 };
+    const spec = llamaConfigFromHf({ ...base, rope_scaling: llama3 });
+    expect(spec.config.ropeScaling).toEqual({ kind: 'llama3', factor: 32, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositions: 8192 });
+    expect(hfConfigOf(spec.config).rope_scaling).toEqual(llama3);
+    expect(llamaConfigFromHf({ ...base, rope_scaling: { type: 'linear', factor: 2 } }).config.ropeScaling).toEqual({ kind: 'linear', factor: 2 });
+    expect(llamaConfigFromHf({ ...base, rope_scaling: { rope_type: 'default' } }).config.ropeScaling).toBeUndefined();
   });
 
   it('accepts the keys real checkpoints carry (SmolLM2/TinyLlama style) and round-trips through hfConfigOf', () => {
@@ -149,5 +160,26 @@ describe('bad model directories (loadPretrained)', () => {
     const values = p.model.params.exportValuesSync();
     for (const [n, t] of tensors) expect(Array.from(values.get(n)!), n).toEqual(Array.from(t.data as Float32Array));
     expect(progress[progress.length - 1]).toBe(1);
+  });
+});
+
+describe('a model with rope_scaling', () => {
+  it('loads with the scaled RoPE table: position 0 unchanged, later positions rotated by the scaled frequencies', async () => {
+    const config = fixtureConfig('tiny-llama-gqa');
+    const weights = encodeSafetensors(fixtureTensors('tiny-llama-gqa'));
+    const scaled = { ...config, rope_scaling: { rope_type: 'llama3', factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 16 } };
+    const plain = await loadPretrained('/m', { fs: dir({ 'config.json': config, 'model.safetensors': weights }), backend: wasm() });
+    const llama3 = await loadPretrained('/m', { fs: dir({ 'config.json': scaled, 'model.safetensors': weights }), backend: wasm() });
+    expect(llama3.model.rotary.scaling).toMatchObject({ kind: 'llama3', factor: 8 });
+    const run = (p: typeof plain) => {
+      const { logits } = p.model.forward(p.heap.indices(Int32Array.from([3, 14, 15, 92, 65, 35, 89, 79]), [1, 8]));
+      const v = Array.from(p.heap.backend.readSync(logits.offset, logits.size));
+      p.heap.resetArena();
+      return v;
+    };
+    const [a, b] = [run(plain), run(llama3)];
+    const V = 97;
+    expect(b.slice(0, V)).toEqual(a.slice(0, V));
+    expect(b.slice(7 * V)).not.toEqual(a.slice(7 * V));
   });
 });

@@ -41,6 +41,11 @@ export interface AdamWParams {
   step: number;
 }
 
+/** A RoPE scaling (Hugging Face `rope_scaling`): `linear`, or Llama 3.1's `llama3` (see `Backend.ropeTableScaled`). */
+export type RopeScaling =
+  | { kind: 'linear'; factor: number }
+  | { kind: 'llama3'; factor: number; lowFreqFactor: number; highFreqFactor: number; originalMaxPositions: number };
+
 export interface Backend {
   /** `'wasm'`, `'js'`, ... */
   readonly name: string;
@@ -235,6 +240,14 @@ export interface Backend {
    * backend's dtype. Overwrites the table.
    */
   ropeTable(table: Ptr, T: number, hs: number, theta: number): void;
+  /**
+   * The table of a scaled RoPE (Hugging Face `rope_scaling`), layout as `ropeTable`: each inverse
+   * frequency θ_i is rescaled first — `linear`: θ_i / factor; `llama3` (Llama 3.1+): with
+   * wavelength λ = 2π/θ_i, θ_i / factor where λ > originalMaxPositions / lowFreqFactor, θ_i where
+   * λ < originalMaxPositions / highFreqFactor, and between them (1 − s)·θ_i/factor + s·θ_i,
+   * s = (originalMaxPositions/λ − lowFreqFactor) / (highFreqFactor − lowFreqFactor). f64 as `ropeTable`.
+   */
+  ropeTableScaled(table: Ptr, T: number, hs: number, theta: number, scaling: RopeScaling): void;
   /**
    * Rotary position embedding on a fused qkv, LLaMA convention (HF `rotate_half`): in every
    * head of q and k, element i pairs with i + hs/2 and the pair is rotated by the angle of

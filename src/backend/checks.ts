@@ -4,7 +4,7 @@
  * throws a `BackendError` naming the backend, the kernel, the argument, its size and the
  * capacity instead of silently reading garbage. A few comparisons per argument (cheap per call).
  */
-import { BackendError, type Ptr } from './backend.js';
+import { BackendError, type Ptr, type RopeScaling } from './backend.js';
 
 /** What a check needs to know about the backend and its memory. */
 export interface MemoryExtent {
@@ -234,6 +234,20 @@ export function checkRopeTable(m: M, table: Ptr, T: number, hs: number, theta: n
   checkRopeHead(m, k, hs, 'hs');
   if (!(Number.isFinite(theta) && theta > 0)) throw new BackendError(`${m.name} backend ${k}: theta = ${theta} must be a finite number > 0 (LLaMA uses 10000)`);
   checkSpan(m, k, 'table', table, T * hs, '(T,hs)');
+}
+
+export function checkRopeScaling(m: M, table: Ptr, T: number, hs: number, theta: number, scaling: RopeScaling): void {
+  const k = 'ropeTableScaled';
+  checkRopeTable(m, table, T, hs, theta);
+  const pos = (name: string, v: number) => {
+    if (!(typeof v === 'number' && Number.isFinite(v) && v > 0)) throw new BackendError(`${m.name} backend ${k}: scaling.${name} = ${v} must be a finite number > 0`);
+  };
+  if (scaling.kind !== 'linear' && scaling.kind !== 'llama3') throw new BackendError(`${m.name} backend ${k}: scaling.kind must be 'linear' or 'llama3', got ${String((scaling as { kind: unknown }).kind)}`);
+  pos('factor', scaling.factor);
+  if (scaling.kind === 'llama3') {
+    pos('lowFreqFactor', scaling.lowFreqFactor); pos('highFreqFactor', scaling.highFreqFactor); pos('originalMaxPositions', scaling.originalMaxPositions);
+    if (!(scaling.highFreqFactor > scaling.lowFreqFactor)) throw new BackendError(`${m.name} backend ${k}: scaling.highFreqFactor ${scaling.highFreqFactor} must exceed lowFreqFactor ${scaling.lowFreqFactor}`);
+  }
 }
 
 function checkRopeShapes(m: M, k: string, aName: string, a: Ptr, bName: string, b: Ptr, table: Ptr, B: number, T: number, C: number, NH: number): void {

@@ -4,6 +4,7 @@
  * to change the computation, or refused — before anything is allocated — with an error naming the
  * file, the key, its value and what is supported.
  */
+import type { RopeScaling } from '../backend/backend.js';
 import type { LlamaConfig, LlamaFamily, ResolvedLlamaConfig } from './llama.js';
 import { resolveLlamaConfig } from './llama.js';
 
@@ -152,11 +153,7 @@ export function llamaConfigFromHf(json: unknown, file = 'config.json'): HfModelS
   }
 
   // accepted only at their standard values
-  const rs = c.rope_scaling;
-  if (rs !== undefined && rs !== null) {
-    const type = typeof rs === 'object' ? ((rs as Record<string, unknown>).rope_type ?? (rs as Record<string, unknown>).type) : rs;
-    if (type !== 'default') fail('rope_scaling', `${JSON.stringify(rs)} is not supported: RoPE scaling type ${JSON.stringify(type)} is not implemented; supported: null or {"rope_type": "default"} (plain RoPE with rope_theta)`);
-  }
+  const ropeScaling = parseRopeScaling(c.rope_scaling, contextLength, fail);
   if (c.rope_interleaved !== undefined && c.rope_interleaved !== false) fail('rope_interleaved', `${JSON.stringify(c.rope_interleaved)} is not supported; only false (Hugging Face rotate_half RoPE)`);
   if (c.attention_dropout !== undefined && c.attention_dropout !== 0 && c.attention_dropout !== 0.0) fail('attention_dropout', `${JSON.stringify(c.attention_dropout)} is not supported; only 0 (no dropout)`);
   if (c.pretraining_tp !== undefined && c.pretraining_tp !== 1) fail('pretraining_tp', `${JSON.stringify(c.pretraining_tp)} is not supported; only 1`);
@@ -169,6 +166,7 @@ export function llamaConfigFromHf(json: unknown, file = 'config.json'): HfModelS
   const config: LlamaConfig = {
     family, vocabSize, contextLength, layers, heads, kvHeads, headDim, dim, hidden, tiedHead, act: act as 'silu' | 'relu2',
     ...(normEps !== undefined ? { normEps } : {}),
+    ...(ropeScaling ? { ropeScaling } : {}),
     ...(ropeTheta !== undefined ? { ropeTheta } : {}),
     ...(initStd !== undefined ? { initStd } : {}),
     ...(attentionBias !== undefined ? { attentionBias } : {}),
@@ -193,6 +191,40 @@ export function llamaConfigFromHf(json: unknown, file = 'config.json'): HfModelS
     bosTokenId: id('bos_token_id'), eosTokenId, padTokenId: id('pad_token_id'),
     torchDtype: typeof td === 'string' ? td : null,
   };
+}
+
+/** `rope_scaling`: null / default (plain RoPE), `linear`, or Llama 3.1's `llama3`; every other type refused. */
+function parseRopeScaling(rs: unknown, maxPositions: number, fail: (key: string, message: string) => never): RopeScaling | null {
+  const key = 'rope_scaling';
+  if (rs === undefined || rs === null) return null;
+  const supported = 'supported: null, {"rope_type": "default"}, "linear" and "llama3"';
+  if (typeof rs !== 'object' || Array.isArray(rs)) fail(key, `${JSON.stringify(rs)} must be an object or null; ${supported}`);
+  const o = rs as Record<string, unknown>;
+  const type = o.rope_type ?? o.type;
+  const num = (k: string): number => {
+    const v = o[k];
+    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) fail(`${key}.${k}`, `must be a finite number > 0, got ${JSON.stringify(v)}`);
+    return v as number;
+  };
+  const only = (keys: string[]) => {
+    for (const k of Object.keys(o)) if (!['rope_type', 'type', ...keys].includes(k)) fail(`${key}.${k}`, `is not supported for rope_type ${JSON.stringify(type)} (known: ${keys.join(', ')})`);
+  };
+  if (type === 'default') {
+    only([]);
+    return null;
+  }
+  if (type === 'linear') {
+    only(['factor']);
+    return { kind: 'linear', factor: num('factor') };
+  }
+  if (type === 'llama3') {
+    only(['factor', 'low_freq_factor', 'high_freq_factor', 'original_max_position_embeddings']);
+    const s: RopeScaling = { kind: 'llama3', factor: num('factor'), lowFreqFactor: num('low_freq_factor'), highFreqFactor: num('high_freq_factor'), originalMaxPositions: num('original_max_position_embeddings') };
+    if (!(s.highFreqFactor > s.lowFreqFactor)) fail(`${key}.high_freq_factor`, `${s.highFreqFactor} must exceed low_freq_factor ${s.lowFreqFactor}`);
+    void maxPositions;
+    return s;
+  }
+  return fail(key, `${JSON.stringify(rs)} is not supported: RoPE scaling type ${JSON.stringify(type)} is not implemented; ${supported}`);
 }
 
 function parseQuantization(q: unknown, family: LlamaFamily, fail: (key: string, message: string) => never): HfQuantization | null {
@@ -256,7 +288,9 @@ export function hfConfigOf(config: LlamaConfig | ResolvedLlamaConfig, options: H
     max_position_embeddings: c.contextLength,
     rms_norm_eps: c.normEps,
     rope_theta: c.ropeTheta,
-    rope_scaling: null,
+    rope_scaling: c.ropeScaling === null ? null : c.ropeScaling.kind === 'linear'
+      ? { rope_type: 'linear', factor: c.ropeScaling.factor }
+      : { rope_type: 'llama3', factor: c.ropeScaling.factor, low_freq_factor: c.ropeScaling.lowFreqFactor, high_freq_factor: c.ropeScaling.highFreqFactor, original_max_position_embeddings: c.ropeScaling.originalMaxPositions },
     tie_word_embeddings: c.tiedHead,
     attention_bias: c.attentionBias,
     ...(c.family === 'llama' ? { mlp_bias: c.mlpBias } : {}),

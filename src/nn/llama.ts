@@ -15,6 +15,7 @@ import { checkpoint } from '../autograd/checkpoint.js';
 import type { VirtualTokens } from './gpt.js';
 import { crossEntropy } from '../autograd/ops/loss.js';
 import { linear } from '../autograd/ops/linear.js';
+import type { RopeScaling } from '../backend/backend.js';
 import type { Heap } from '../tensor/heap.js';
 import { ParameterSet } from '../tensor/parameters.js';
 import { type Tensor, formatShape } from '../tensor/tensor.js';
@@ -54,6 +55,8 @@ export interface LlamaConfig {
   headDim?: number;
   /** RoPE base θ [rope_theta]. Default 10000 (llama), 500000 (bitnet). */
   ropeTheta?: number;
+  /** RoPE scaling [rope_scaling]: `linear`, or Llama 3.1's `llama3`; null (default): plain RoPE. */
+  ropeScaling?: RopeScaling | null;
   /** Epsilon of every RMSNorm [rms_norm_eps]. Default 1e-5. */
   normEps?: number;
   /** Share embed_tokens with the LM head [tie_word_embeddings]. Default false (llama), true (bitnet). */
@@ -111,6 +114,13 @@ export function resolveLlamaConfig(config: LlamaConfig): ResolvedLlamaConfig {
   }
   const ropeTheta = config.ropeTheta ?? (bit ? bitnetDefaults.ropeTheta : 10000);
   if (!(Number.isFinite(ropeTheta) && ropeTheta > 0)) throw new Error(`${where}: ropeTheta must be a finite number > 0, got ${ropeTheta}`);
+  const ropeScaling = config.ropeScaling ?? null;
+  if (ropeScaling !== null) {
+    const ok = (v: unknown) => typeof v === 'number' && Number.isFinite(v) && v > 0;
+    const good = ropeScaling.kind === 'linear' ? ok(ropeScaling.factor)
+      : ropeScaling.kind === 'llama3' && ok(ropeScaling.factor) && ok(ropeScaling.lowFreqFactor) && ok(ropeScaling.originalMaxPositions) && ropeScaling.highFreqFactor > ropeScaling.lowFreqFactor;
+    if (!good) throw new Error(`${where}: ropeScaling must be { kind: 'linear', factor > 0 } or { kind: 'llama3', factor, lowFreqFactor, highFreqFactor > lowFreqFactor, originalMaxPositions } (all > 0), got ${JSON.stringify(ropeScaling)}`);
+  }
   const normEps = config.normEps ?? 1e-5;
   if (!(Number.isFinite(normEps) && normEps > 0)) throw new Error(`${where}: normEps must be a finite number > 0, got ${normEps}`);
   const initStd = config.initStd ?? 0.02;
@@ -134,7 +144,7 @@ export function resolveLlamaConfig(config: LlamaConfig): ResolvedLlamaConfig {
   const bitlinearOptions = resolveBitLinearOptions({ norm: false, normEps, ...config.bitlinearOptions });
   return {
     family, vocabSize: config.vocabSize, contextLength: config.contextLength, layers: config.layers, heads, dim, hidden: config.hidden,
-    kvHeads, headDim, ropeTheta, normEps, act, initStd, ...flags, bitlinearOptions,
+    kvHeads, headDim, ropeTheta, ropeScaling, normEps, act, initStd, ...flags, bitlinearOptions,
     linear: config.linear ?? (flags.bitlinear ? bitLinearFactory(bitlinearOptions) : denseLinear),
   };
 }
@@ -174,7 +184,7 @@ export class LlamaModel {
     const cfg = (this.config = resolveLlamaConfig(config));
     const p = this.params;
     this.tokenEmbedding = new Embedding(p, 'model.embed_tokens', cfg.vocabSize, cfg.dim, cfg.initStd);
-    this.rotary = new RotaryEmbedding(cfg.contextLength, cfg.headDim, cfg.ropeTheta);
+    this.rotary = new RotaryEmbedding(cfg.contextLength, cfg.headDim, cfg.ropeTheta, cfg.ropeScaling);
     const blockCfg: DecoderBlockConfig = cfg;
     this.blocks = Array.from({ length: cfg.layers }, (_, i) => new DecoderBlock(p, i, blockCfg, this.rotary));
     checkKeepLists(cfg.bitlinearOptions, projectionNames(p.names()));

@@ -3,6 +3,7 @@
  * `LlamaRotaryEmbedding`), one per model and shared by every layer's attention.
  */
 import { rope, ropeHeads } from '../autograd/ops/rope.js';
+import type { RopeScaling } from '../backend/backend.js';
 import type { Heap } from '../tensor/heap.js';
 import { Tensor } from '../tensor/tensor.js';
 
@@ -21,9 +22,11 @@ export class RotaryEmbedding {
   readonly contextLength: number;
   readonly headSize: number;
   readonly theta: number;
+  /** Hugging Face `rope_scaling` (`linear`, Llama 3.1's `llama3`), or null for plain RoPE. */
+  readonly scaling: RopeScaling | null;
   private tableRef: Tensor | null = null;
 
-  constructor(contextLength: number, headSize: number, theta = 10000) {
+  constructor(contextLength: number, headSize: number, theta = 10000, scaling: RopeScaling | null = null) {
     if (!Number.isInteger(contextLength) || contextLength <= 0) throw new Error(`RotaryEmbedding: contextLength must be a positive integer, got ${contextLength}`);
     if (!Number.isInteger(headSize) || headSize <= 0 || headSize % 2 !== 0) {
       throw new Error(`RotaryEmbedding: head size must be a positive even integer (RoPE rotates pairs (i, i + hs/2)), got ${headSize}; choose dim/heads even`);
@@ -32,6 +35,7 @@ export class RotaryEmbedding {
     this.contextLength = contextLength;
     this.headSize = headSize;
     this.theta = theta;
+    this.scaling = scaling;
   }
 
   /**
@@ -42,7 +46,8 @@ export class RotaryEmbedding {
     if (this.tableRef) throw new Error('RotaryEmbedding.materialize: the table is already materialized');
     const shape = [this.contextLength, this.headSize];
     const offset = heap.allocStatic(this.contextLength * this.headSize, 'rope cos/sin table');
-    heap.backend.ropeTable(offset, this.contextLength, this.headSize, this.theta);
+    if (this.scaling) heap.backend.ropeTableScaled(offset, this.contextLength, this.headSize, this.theta, this.scaling);
+    else heap.backend.ropeTable(offset, this.contextLength, this.headSize, this.theta);
     // a static, non-trained tensor: kind 'param' marks static memory (valid for the heap's life)
     this.tableRef = new Tensor({ heap, offset, shape, kind: 'param', generation: -1, name: 'rotary_emb.cos_sin', requiresGrad: false });
     return this;

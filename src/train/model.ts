@@ -281,6 +281,7 @@ export function modelConfigOf(resolved: object): ModelConfig {
 
 /** The `ModelConfig` of a resolved llama/bitnet config (attention and MLP biases must agree: one `bias` flag). */
 function modelConfigOfLlama(c: ResolvedLlamaConfig): ModelConfig {
+  if (c.ropeScaling) throw new Error(`a model with rope_scaling ${c.ropeScaling.kind} is not trained from the CLI yet (its run config cannot record the scaling); load it with loadPretrained, or sample from it with sample --from-hf`);
   if (c.attentionBias !== c.mlpBias) throw new Error(`a model with attention_bias ${c.attentionBias} and mlp_bias ${c.mlpBias} cannot be trained from the CLI (one bias flag for both); use the API (LlamaModel)`);
   const o = c.bitlinearOptions;
   return {

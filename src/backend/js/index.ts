@@ -3,7 +3,7 @@
  * It is the test oracle for the wasm backend (with `dtype: 'f64'`) and the fallback where
  * WebAssembly SIMD is missing (with the default `dtype: 'f32'`).
  */
-import { BackendError, type AdamWParams, type Backend, type Floats, type GemmLayout, type Nf4Weight, type Ptr, type QatBlend, type QatSurrogate } from '../backend.js';
+import { BackendError, type AdamWParams, type Backend, type Floats, type GemmLayout, type Nf4Weight, type Ptr, type QatBlend, type QatSurrogate, type RopeScaling } from '../backend.js';
 import * as check from '../checks.js';
 import * as act from './activation.js';
 import * as attn from './attention.js';
@@ -376,6 +376,11 @@ export class JsBackend implements Backend {
   ropeTable(table: Ptr, T: number, hs: number, theta: number): void {
     check.checkRopeTable(this, table, T, hs, theta);
     rope.ropeTable(this.mem, table, T, hs, theta);
+  }
+
+  ropeTableScaled(table: Ptr, T: number, hs: number, theta: number, scaling: RopeScaling): void {
+    check.checkRopeScaling(this, table, T, hs, theta, scaling);
+    rope.ropeTableScaled(this.mem, table, T, hs, theta, scaling);
   }
 
   ropeForward(out: Ptr, inp: Ptr, table: Ptr, B: number, T: number, C: number, NH: number): void {

@@ -3,7 +3,7 @@
 // θ_i = theta^(-2i/hs). table (maxT, hs): row t = cos(t θ_i) for i < hs/2, then sin(t θ_i).
 // inp, out, dinp, dout: (B,T,·) rows of `stride` elements; the first `heads` heads of hs rotate,
 // the rest of the row passes (the GPT's fused qkv: stride 3C, heads 2·NH; a q or k tensor: stride H·hs).
-import type { Floats, Ptr } from '../backend.js';
+import type { Floats, Ptr, RopeScaling } from '../backend.js';
 
 export function ropeTable(mem: Floats, table: Ptr, T: number, hs: number, theta: number): void {
   const half = hs / 2;
@@ -13,6 +13,28 @@ export function ropeTable(mem: Floats, table: Ptr, T: number, hs: number, theta:
       const angle = t * Math.pow(theta, (-2 * i) / hs);
       mem[cs + i] = Math.cos(angle);
       mem[cs + half + i] = Math.sin(angle);
+    }
+  }
+}
+
+// the scaled table (see Backend.ropeTableScaled): inverse frequencies rescaled, then as ropeTable
+export function ropeTableScaled(mem: Floats, table: Ptr, T: number, hs: number, theta: number, scaling: RopeScaling): void {
+  const half = hs / 2;
+  const inv = Array.from({ length: half }, (_, i) => {
+    const f = Math.pow(theta, (-2 * i) / hs);
+    if (scaling.kind === 'linear') return f / scaling.factor;
+    const { factor, lowFreqFactor: lo, highFreqFactor: hi, originalMaxPositions: old } = scaling;
+    const wl = (2 * Math.PI) / f;
+    if (wl > old / lo) return f / factor;
+    if (wl < old / hi) return f;
+    const smooth = (old / wl - lo) / (hi - lo);
+    return ((1 - smooth) * f) / factor + smooth * f;
+  });
+  for (let t = 0; t < T; t++) {
+    const cs = table + t * hs;
+    for (let i = 0; i < half; i++) {
+      mem[cs + i] = Math.cos(t * inv[i]!);
+      mem[cs + half + i] = Math.sin(t * inv[i]!);
     }
   }
 }

@@ -5,7 +5,7 @@
  * rows and, with `threads > 1`, splits that range over a thread pool; the kernels make any split
  * give the same bits.
  */
-import { type AdamWParams, type Backend, type Floats, type GemmLayout, type Nf4Weight, type Ptr, type QatBlend, type QatSurrogate } from '../backend.js';
+import { type AdamWParams, type Backend, type Floats, type GemmLayout, type Nf4Weight, type Ptr, type QatBlend, type QatSurrogate, type RopeScaling } from '../backend.js';
 import { checkNf4 } from '../checks-nf4.js';
 import * as check from '../checks.js';
 import * as qcheck from '../checks-quant.js';
@@ -294,6 +294,12 @@ export class WasmBackend extends WasmKernelHost implements Backend {
     check.checkRopeTable(this, table, T, hs, theta);
     // a pow, a cos and a sin in f64 per pair: ~100 scalar operations each
     this.run('rope_table', T, [table * 4, hs, theta], 50 * T * hs);
+  }
+
+  ropeTableScaled(table: Ptr, T: number, hs: number, theta: number, scaling: RopeScaling): void {
+    check.checkRopeScaling(this, table, T, hs, theta, scaling);
+    const [kind, lo, hi, old] = scaling.kind === 'linear' ? [1, 1, 2, 1] : [2, scaling.lowFreqFactor, scaling.highFreqFactor, scaling.originalMaxPositions];
+    this.run('rope_table_scaled', T, [table * 4, hs, theta, kind, scaling.factor, lo, hi, old], 50 * T * hs);
   }
 
   ropeForward(out: Ptr, inp: Ptr, table: Ptr, B: number, T: number, C: number, NH: number): void {

@@ -23,7 +23,7 @@ export type KernelName =
   | 'absmean_scales' | 'ternary_pack' | 'ternary_dequantize' | 'quantize_activations' | 'dequantize_activations'
   | 'ternary_forward' | 'ternary_backward_dx' | 'ste_clipped_weights' | 'ste_clipped_activations'
   // squared ReLU and rotary position embedding (mlp: 'relu2', pos: 'rope')
-  | 'relu2_forward' | 'relu2_backward' | 'rope_table' | 'rope_forward' | 'rope_backward'
+  | 'relu2_forward' | 'relu2_backward' | 'rope_table' | 'rope_forward' | 'rope_backward' | 'rope_table_scaled'
   // QAT: quantisation-aware training (assembly/qat.ts)
   | 'qat_lerp' | 'qat_ste_weights' | 'qat_lsq_scales' | 'qat_lsq_step_grad' | 'qat_quantize_activations_static'
   | 'qat_copy_columns' | 'kd_forward' | 'kd_backward' | 'qat_grid_penalty' | 'qat_grid_penalty_backward' | 'qat_clamp_weights'
@@ -47,7 +47,7 @@ export const KERNEL_NAMES: readonly KernelName[] = [
   'absmean_scales', 'ternary_pack', 'ternary_dequantize', 'quantize_activations', 'dequantize_activations',
   'ternary_forward', 'ternary_backward_dx', 'ste_clipped_weights', 'ste_clipped_activations',
   // squared ReLU and rotary position embedding (mlp: 'relu2', pos: 'rope')
-  'relu2_forward', 'relu2_backward', 'rope_table', 'rope_forward', 'rope_backward',
+  'relu2_forward', 'relu2_backward', 'rope_table', 'rope_forward', 'rope_backward', 'rope_table_scaled',
   // QAT: quantisation-aware training (assembly/qat.ts)
   'qat_lerp', 'qat_ste_weights', 'qat_lsq_scales', 'qat_lsq_step_grad', 'qat_quantize_activations_static',
   'qat_copy_columns', 'kd_forward', 'kd_backward', 'qat_grid_penalty', 'qat_grid_penalty_backward', 'qat_clamp_weights',
