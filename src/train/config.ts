@@ -98,7 +98,7 @@ export interface RunConfig extends QatRunConfig, MonitorRunConfig, DataRunConfig
   logFile: string | null;
   /** A checkpoint directory, or a run directory (its latest `ckpt-<step>`), to continue from. */
   resume: string | null;
-  backend: 'wasm' | 'js';
+  backend: 'wasm' | 'js' | 'webgpu';
   /** Threads for the wasm kernels; null: every core the runtime reports (1 without shared memory). */
   threads: number | null;
   /** Characters generated after training (0: none). */
@@ -176,7 +176,7 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
   { key: 'out', type: 'string', nullable: true, flag: true, help: 'run directory (default runs/<timestamp>)' },
   { key: 'logFile', type: 'string', nullable: true, flag: true, help: 'JSON-lines log (default <out>/log.jsonl)' },
   { key: 'resume', type: 'string', nullable: true, flag: true, help: 'continue from a checkpoint or run directory' },
-  { key: 'backend', type: 'enum', values: ['wasm', 'js'], flag: true, help: 'kernels: wasm (SIMD) or js (reference)' },
+  { key: 'backend', type: 'enum', values: ['wasm', 'js', 'webgpu'], flag: true, help: 'kernels: wasm (SIMD), js (reference) or webgpu (WGSL on a WebGPU adapter)' },
   { key: 'threads', type: 'posInt', nullable: true, flag: true, help: 'threads for the wasm kernels, 1-256 (default: all cores); results are identical at any count' },
   { key: 'sampleTokens', type: 'nonNegInt', flag: false, help: 'characters sampled after training (0: none)' },
   { key: 'prompt', type: 'string', flag: false, help: 'start of the final sample' },

@@ -15,7 +15,7 @@
  */
 import type { Backend } from '../backend/backend.js';
 import { defaultThreads } from '../runtime/threads.js';
-import { createBackend } from '../backend/index.js';
+import { createBackend, readsAreAsync } from '../backend/index.js';
 import type { CorpusProgress } from '../data/corpus.js';
 import { loadTrainingCorpus } from '../data/run-corpus.js';
 import { createTextStream } from '../data/text-stream.js';
@@ -313,7 +313,10 @@ export async function runTraining(config: Partial<RunConfig> | Partial<RunConfig
     }
 
     let sample = '';
-    if (cfg.sampleTokens > 0 && result.stopReason !== 'interrupted') {
+    if (cfg.sampleTokens > 0 && result.stopReason !== 'interrupted' && readsAreAsync(backend)) {
+      // sampling reads logits synchronously token by token (train/generate.ts)
+      hooks.onWarning?.(`no sample after training: sampling needs synchronous reads, which the ${backend.name} backend does not have; sample from the checkpoint with \`bitnet-train sample --backend wasm\``);
+    } else if (cfg.sampleTokens > 0 && result.stopReason !== 'interrupted') {
       const prompt = promptIds(dataset.tokenizer, cfg.prompt);
       const stream = hooks.onSampleText ? createTextStream(dataset.tokenizer, prompt) : undefined;
       const ids = generate(model, heap, prompt, {
