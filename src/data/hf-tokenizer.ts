@@ -13,8 +13,27 @@
  * tok.decode(tok.encode('Hello world')); // 'Hello world'
  * ```
  */
-import { Tokenizer as HfLibTokenizer } from '@huggingface/tokenizers';
+import type { Tokenizer as HfLibTokenizer } from '@huggingface/tokenizers';
 import type { Tokenizer, TokenizerJSON } from './tokenizer.js';
+
+/** The `@huggingface/tokenizers` module, as `import()` returns it. */
+export type HfTokenizersLibrary = typeof import('@huggingface/tokenizers');
+
+/**
+ * The library, imported when this module loads. The import is dynamic (and may fail) because the
+ * package entry must load where bare module names do not resolve — a browser page or worker
+ * without a bundler or import map; such a host imports the library's ESM build by URL and hands
+ * it over with {@link useTokenizersLibrary}.
+ */
+let tokenizersLibrary: HfTokenizersLibrary | null = await import('@huggingface/tokenizers').catch(() => null);
+
+/**
+ * Use this module instead of importing `@huggingface/tokenizers` by name (a page without a bundler):
+ * `lib.useTokenizersLibrary(await import('/node_modules/@huggingface/tokenizers/dist/tokenizers.mjs'))`.
+ */
+export function useTokenizersLibrary(lib: HfTokenizersLibrary): void {
+  tokenizersLibrary = lib;
+}
 
 /** The `hf` record of a checkpoint's trainer.json: both files as parsed JSON. */
 export interface HfTokenizerRecord {
@@ -151,8 +170,11 @@ export class HfTokenizer implements Tokenizer {
     // the library reads these keys directly: give the optional ones their null defaults
     const normalized: Record<string, unknown> = { normalizer: null, pre_tokenizer: null, post_processor: null, decoder: null, added_tokens: [], ...tokenizerJson };
     if (!Array.isArray(normalized.added_tokens)) throw new Error('tokenizer.json: "added_tokens" must be an array');
+    if (!tokenizersLibrary) {
+      throw new Error("tokenizer.json: the @huggingface/tokenizers library could not be imported here (a page without a bundler resolves no bare module names); import its ESM build by URL and pass it to useTokenizersLibrary(), e.g. useTokenizersLibrary(await import('/node_modules/@huggingface/tokenizers/dist/tokenizers.mjs'))");
+    }
     try {
-      this.lib = new HfLibTokenizer(normalized, tokenizerConfig);
+      this.lib = new tokenizersLibrary.Tokenizer(normalized, tokenizerConfig);
     } catch (err) {
       throw new Error(`tokenizer.json: @huggingface/tokenizers cannot build it: ${(err as Error).message}`);
     }
