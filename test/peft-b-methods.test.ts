@@ -8,7 +8,8 @@ import { Rng } from '../src/util/rng.js';
 import { MemoryFileSystem } from '../src/runtime/fs-memory.js';
 import { decodeSafetensors } from '../src/io/safetensors.js';
 import { decodePromptAdapter } from '../src/peft/prompt-files.js';
-import { type PeftMethodB, setupMethod } from '../src/peft/methods.js';
+import { type PeftMethodB, readMethodAdapter, setupMethod, setupMethodForAdapter } from '../src/peft/methods.js';
+import { noGrad } from '../src/autograd/index.js';
 import type { ModelConfig } from '../src/train/model.js';
 
 const base: ModelConfig = {
@@ -49,7 +50,10 @@ async function run(method: PeftMethodB, steps = 40) {
   }
   const fs = new MemoryFileSystem();
   await m.save(fs, '/adapter', 'runs/base');
-  return { m, losses, fs };
+  const probe = Int32Array.from({ length: 10 }, (_, i) => (i * 5) % 12);
+  const logits = Array.from(noGrad(() => m.model.forward(heap.indices(probe, [1, 10])).logits.dataSync()));
+  heap.resetArena();
+  return { m, losses, fs, probe, logits };
 }
 
 const mean = (a: number[]) => a.reduce((x, y) => x + y) / a.length;
@@ -85,6 +89,25 @@ describe('fine-tuning methods on a frozen ternary base', () => {
       }
     });
   }
+
+  it('each adapter loads back (readMethodAdapter → setupMethodForAdapter → load) onto the same base with the same logits', async () => {
+    for (const method of ['adalora', 'prefix', 'prompt', 'bitfit'] as const) {
+      const { fs, probe, logits } = await run(method, 12);
+      const adapter = (await readMethodAdapter(fs, '/adapter'))!;
+      expect(adapter.method).toBe(method);
+      const heap = new Heap(new JsBackend());
+      const again = setupMethodForAdapter(adapter, base);
+      again.model.materialize(heap, new Rng(1));
+      again.model.initBaseRandom(new Rng(2)); // the same random base as the trained one
+      again.ready(new Rng(3));
+      again.load(adapter);
+      const got = Array.from(noGrad(() => again.model.forward(heap.indices(probe, [1, 10])).logits.dataSync()));
+      expect(Math.max(...got.map((v, i) => Math.abs(v - logits[i]!))), method).toBeLessThan(1e-5);
+      // a tensor of another base is refused by name
+      const bad = { ...adapter, tensors: new Map([...adapter.tensors].map(([k, t]) => [k, { shape: t.shape, data: t.data.subarray(0, t.data.length - 1) }])) };
+      expect(() => again.load(bad), method).toThrow(/another base|needs|shape/);
+    }
+  });
 
   it('refuses bad settings before building anything', () => {
     expect(() => setupMethod('prefix', { model: base, json: { num_virtual_tokens: -1 }, totalSteps: 10 })).toThrow(/--config prefix: num_virtual_tokens must be a positive integer, got -1/);

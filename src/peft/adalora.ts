@@ -418,6 +418,7 @@ export function loadAdaLoraTensors(allocator: RankAllocator, tensors: ReadonlyMa
       if (t.shape.length !== 2 || t.shape[0] !== shape[0] || t.shape[1] !== shape[1]) {
         throw new PeftConfigError(`AdaLoRA adapter: ${a.name}.lora_${part} has shape (${t.shape.join(', ')}) but this model needs (${shape.join(', ')}); the adapter is of another base (or another rank_pattern)`);
       }
+      if (t.data.length !== shape[0]! * shape[1]!) throw new PeftConfigError(`AdaLoRA adapter: ${a.name}.lora_${part} holds ${t.data.length} values for shape (${shape.join(', ')}); the file is damaged or of another base`);
       return t.data;
     };
     return { a, i, keep: keep as boolean[], A: get('A', [k, K]), E: get('E', [k, 1]), B: get('B', [R, k]), r, K, R, k };

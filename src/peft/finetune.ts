@@ -35,7 +35,7 @@ import { llamaConfigFromHf } from '../nn/hf-config.js';
 import { LlamaModel } from '../nn/llama.js';
 import { HfTokenizer } from '../data/hf-tokenizer.js';
 import { nf4BaseFactory } from './nf4.js';
-import { PEFT_METHODS_B, type PeftMethodB, setupMethod } from './methods.js';
+import { PEFT_METHODS_B, type PeftMethodB, readMethodAdapter, setupMethod, setupMethodForAdapter } from './methods.js';
 
 /** The PEFT methods `finetune` runs here (part B's methods add to this list). */
 export type PeftMethod = 'lora' | 'qlora' | PeftMethodB;
@@ -287,6 +287,16 @@ export async function runFinetune(options: FinetuneOptions, hooks: FinetuneHooks
  */
 export async function loadAdaptedModel(fs: FileSystem, heap: Heap, basePath: string, adapterDir: string, options: { hf?: boolean; warnings?: (m: string) => void } = {}): Promise<{ model: PeftModel; tokenizer: Tokenizer; base: FinetuneBase }> {
   const base = await readFinetuneBase(fs, options.hf ? null : basePath, options.hf ? basePath : null, '--ckpt');
+  // AdaLoRA, prefix / prompt tuning, BitFit adapters (./methods.ts)
+  const other = await readMethodAdapter(fs, adapterDir);
+  if (other) {
+    const m = setupMethodForAdapter(other, base.model);
+    m.model.materialize(heap, new Rng(0));
+    m.model.loadBase(base.tensors, `--ckpt ${base.dir}`);
+    m.ready(new Rng(0));
+    m.load(other);
+    return { model: m.model, tokenizer: base.tokenizer, base };
+  }
   const adapter = await loadAdapter(fs, adapterDir, options.warnings);
   const kind = adapter.metadata['bitnet.base_kind'];
   const model = buildPeftModel(kind === 'nf4' ? 'qlora' : 'lora', base.model, adapter.config);
