@@ -72,7 +72,10 @@ describe('bitnet-train train', () => {
     expect(done.step).toBe(20);
     expect(done.val_loss).toBe(events.filter((x) => x.event === 'eval').pop()!.val_loss);
     for (const e of events) for (const v of Object.values(e)) if (typeof v === 'number') expect(Number.isFinite(v)).toBe(true);
-    expect(new Set(events.map((e) => e.event))).toEqual(new Set(['step', 'eval', 'checkpoint', 'done']));
+    expect(events[0]!.event).toBe('config');
+    expect(Object.keys(events[0]!)).toEqual(['event', 'step', 'run', 'model', 'parameters']);
+    expect(keys('sample')).toEqual([['event', 'step', 'prompt', 'text']]);
+    expect(new Set(events.map((e) => e.event))).toEqual(new Set(['config', 'step', 'eval', 'checkpoint', 'sample', 'done']));
   });
 
   it('resumes a run directory from its latest checkpoint and continues to the new --iters', () => {
