@@ -9,7 +9,7 @@ let llamaPromise: Promise<Llama> | undefined;
 
 /** The llama.cpp runtime: CPU only, the prebuilt binary shipped in the npm package, no downloads, no builds. */
 export function openLlama(): Promise<Llama> {
-  llamaPromise ??= getLlama({ gpu: false, build: 'never', usePrebuiltBinaries: true, skipDownload: true, progressLogs: false, logLevel: LlamaLogLevel.error });
+  llamaPromise ??= getLlama({ gpu: false, build: 'never', usePrebuiltBinaries: true, skipDownload: true, progressLogs: false, logLevel: process.env.H6_LLAMA_LOG ? LlamaLogLevel.warn : LlamaLogLevel.error });
   return llamaPromise;
 }
 

@@ -231,3 +231,37 @@ describe('a LLaMA imported from ../shared/fixtures/hf (tiny-llama-gqa: GQA, unti
     }
   }, 60_000);
 });
+
+describe('Hugging Face byte-level BPE tokenizers in GGUF', () => {
+  it.each(['gpt2', 'llama3'] as const)('%s-style tokenizer.json: llama.cpp tokenizes text to the ids the tokenizer gives', async (style) => {
+    const { byteLevelTokenizer } = await import('./data-fixtures.js');
+    const { HfTokenizer } = await import('../src/data/hf-tokenizer.js');
+    const tj = byteLevelTokenizer(style);
+    const config = style === 'llama3' ? { bos_token: '<|begin_of_text|>', eos_token: '<|endoftext|>', add_bos_token: true } : { eos_token: '<|endoftext|>' };
+    const tok = HfTokenizer.fromJSON(tj, config);
+    // a tiny llama-family model of the tokenizer's vocabulary (+ 3 unused ids: padded as [PAD<i>])
+    const cfg = resolveLlamaConfig({ vocabSize: tok.vocabSize + 3, contextLength: 64, layers: 1, heads: 2, dim: 16, hidden: 32 });
+    const heap = new Heap(await createBackend('js'));
+    const model = new LlamaModel(cfg).materialize(heap, new Rng(2));
+    const tensors = new Map([...model.params.exportValuesSync()].map(([n, v]) => [n, { dtype: 'F32' as const, shape: [...model.params.getParam(n).shape], data: v }]));
+    heap.backend.dispose();
+    const file = join(dir, `tok-${style}.gguf`);
+    writeFileSync(file, encodeGguf(planLlamaGguf(cfg, tensors, tok.toJSON() as never, {}).content));
+    const engine = await loadGguf(file, 64);
+    try {
+      for (const text of ['hello the world', 'Hello, world! 123 the  whole', 'tell the orchestra\nwhere']) {
+        expect(engine.tokenize(text), text).toEqual(Array.from(tok.encode(text)).filter((id) => id !== tok.bosId));
+      }
+    } finally {
+      await engine.dispose();
+    }
+  }, 60_000);
+
+  it('refuses a SentencePiece-style BPE (byte fallback), naming it', async () => {
+    const { sentencePieceTokenizer } = await import('./data-fixtures.js');
+    const { HfTokenizer } = await import('../src/data/hf-tokenizer.js');
+    const tok = HfTokenizer.fromJSON(sentencePieceTokenizer('llama2'), {});
+    const cfg = resolveLlamaConfig({ vocabSize: tok.vocabSize, contextLength: 8, layers: 1, heads: 2, dim: 16, hidden: 32 });
+    expect(() => planLlamaGguf(cfg, new Map(), tok.toJSON() as never, {})).toThrow(/SentencePiece-style BPE with byte fallback|normalizer/);
+  });
+});

@@ -90,6 +90,7 @@ export function planGptGguf(model: ModelConfig, tensors: ReadonlyMap<string, Saf
   if (options.type === 'i2_s') throw new ExportError("gguf --type i2_s: I2_S is bitnet.cpp's type for its BitNet architecture (bitnet-b1.58); this GPT exports to llama.cpp's gpt2 with --type tq2_0, tq1_0, f16 or f32");
 
   const { dim: C, layers: L, contextLength: T, vocabSize: V } = model;
+  const tokenizerMetadata = tokenizer ? ggufTokenizerMetadata(tokenizer, V) : ggufNoTokenizerMetadata(arch, V);
   const H = 4 * C; // gelu MLP hidden width (resolveGPTConfig)
   const keepFp = new Set(model.keepFp ?? []);
   const isTernary = (proj: string) => model.bitlinear && !keepFp.has(proj);
@@ -167,7 +168,7 @@ export function planGptGguf(model: ModelConfig, tensors: ReadonlyMap<string, Saf
     [`${arch}.attention.head_count`, gguf.u32(model.heads)],
     [`${arch}.attention.head_count_kv`, gguf.u32(model.heads)],
     [`${arch}.attention.layer_norm_epsilon`, gguf.f32(1e-5)],
-    ...(tokenizer ? ggufTokenizerMetadata(tokenizer, V) : ggufNoTokenizerMetadata(arch, V)),
+    ...tokenizerMetadata,
   ];
   const notes = [
     ternaryType === 'f32' || ternaryType === 'f16'

@@ -74,6 +74,7 @@ export function planLlamaGguf(c: ResolvedLlamaConfig, tensors: ReadonlyMap<strin
   refuseLlamaQat(c, arch);
 
   const { dim: C, layers: L, vocabSize: V, heads: Hq, kvHeads: Hkv, headDim: D, hidden: F } = c;
+  const tokenizerMetadata = tokenizer ? ggufTokenizerMetadata(tokenizer, V) : ggufNoTokenizerMetadata(arch, V).filter(([k]) => k !== `${arch}.vocab_size`);
   const keepFp = new Set(c.bitlinearOptions.keepFp ?? []);
   const isTernary = (proj: string) => c.bitlinear && !keepFp.has(proj);
   const projs = [
@@ -136,7 +137,7 @@ export function planLlamaGguf(c: ResolvedLlamaConfig, tensors: ReadonlyMap<strin
     [`${arch}.attention.layer_norm_rms_epsilon`, gguf.f32(c.normEps)],
     [`${arch}.rope.freq_base`, gguf.f32(c.ropeTheta)],
     [`${arch}.rope.dimension_count`, gguf.u32(D)],
-    ...(tokenizer ? ggufTokenizerMetadata(tokenizer, V) : ggufNoTokenizerMetadata(arch, V).filter(([k]) => k !== `${arch}.vocab_size`)),
+    ...tokenizerMetadata,
   ];
   const notes: string[] = [];
   if (ternaryType) {
