@@ -18,7 +18,7 @@ function charTokenizer(text: string): object {
   const chars = [...new Set(text)].sort();
   while (chars.length < 97) chars.push(`<unused${chars.length}>`);
   return {
-    version: '1.0', truncation: null, padding: null, added_tokens: [], normalizer: null, pre_tokenizer: null, post_processor: null, decoder: null,
+    version: '1.0', truncation: null, padding: null, added_tokens: [], normalizer: null, pre_tokenizer: null, post_processor: null, decoder: { type: 'Fuse' },
     model: { type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: false, byte_fallback: false, vocab: Object.fromEntries(chars.map((c, i) => [c, i])), merges: [] },
   };
 }
@@ -92,6 +92,17 @@ describe('sampling from a Hugging Face directory', () => {
       expect(s.err()).toMatch(/sampled from hf, (LlamaForCausalLM|BitNetForCausalLM), greedy/);
     });
   }
+
+  it('with a tokenizer.json: the text prompt is encoded by it and the continuation decoded, the same tokens as --prompt-ids', async () => {
+    const fs = withFixture('tiny-llama-gqa');
+    const text = silentIo(fs);
+    expect(await runCli(['sample', '--from-hf', 'hf', '--prompt', 'ROMEO:', '--temperature', '0', '--tokens', '6'], text.io), text.err()).toBe(0);
+    const vocab = (charTokenizer(CORPUS) as { model: { vocab: Record<string, number> } }).model.vocab;
+    const ids = silentIo(fs);
+    expect(await runCli(['sample', '--from-hf', 'hf', '--prompt-ids', [...'ROMEO:'].map((c) => vocab[c]).join(','), '--print-ids', '--temperature', '0', '--tokens', '6'], ids.io)).toBe(0);
+    const byId = Object.fromEntries(Object.entries(vocab).map(([c, i]) => [i, c]));
+    expect(text.out()).toBe(`ROMEO:${ids.out().trim().split(',').map((i) => byId[Number(i)]).join('')}\n`);
+  });
 
   it('without a tokenizer.json asks for --prompt-ids', async () => {
     const fs = new MemoryFileSystem(Object.fromEntries(['config.json', 'model.safetensors'].map((f) => [`hf/${f}`, new Uint8Array(readFileSync(`${FIXTURES}tiny-llama-tied/${f}`))])));

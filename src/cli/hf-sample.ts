@@ -33,7 +33,9 @@ export async function sampleFromHfDirectory(args: SampleArgs, io: CliIO, fs: Fil
       throw new Error(`--from-hf ${args.ckpt}: no tokenizer.json; give the prompt as --prompt-ids 1,5,9 and read the output with --print-ids`);
     }
     const V = p.model.config.vocabSize;
-    const prompt = args.promptIds !== undefined ? Int32Array.from(args.promptIds) : promptIds(tokenizer!, args.prompt);
+    // a text prompt starts as the model saw its sequences: BOS first where tokenizer_config.json adds it
+    const bos = tokenizer && tokenizer.addBos && tokenizer.bosId !== null ? [tokenizer.bosId] : [];
+    const prompt = args.promptIds !== undefined ? Int32Array.from(args.promptIds) : Int32Array.from([...bos, ...promptIds(tokenizer!, args.prompt)]);
     const bad = prompt.findIndex((id) => !(Number.isInteger(id) && id >= 0 && id < V));
     if (bad >= 0) throw new Error(`--prompt-ids: id ${prompt[bad]} is not a token of ${args.ckpt} (vocab_size ${V})`);
     const text = tokenizer && !args.printIds ? createTextStream(tokenizer, prompt) : null;
