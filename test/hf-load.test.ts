@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Backend } from '../src/backend/backend.js';
-import { WasmBackend } from '../src/backend/wasm/index.js';
+import { WasmBackend, createWasmBackend } from '../src/backend/wasm/index.js';
 import { hfFilesFromFileList, loadPretrained, type Pretrained } from '../src/io/hf/index.js';
 import { noGrad } from '../src/autograd/tape.js';
 import { setQuantLambda } from '../src/qat/controller.js';
@@ -168,5 +168,27 @@ describe('a model directory from browser File objects', () => {
     const { tokens } = reference(name);
     expect(fromFiles.weights.files).toEqual([`${name}/model.safetensors`]);
     expect(logitsOf(fromFiles, tokens).map((r) => Array.from(r))).toEqual(logitsOf(fromDisk, tokens).map((r) => Array.from(r)));
+  });
+});
+
+describe('thread counts', () => {
+  it('a BitNet (GQA, sub-norms, BitLinear) fine-tunes to bit-identical losses and weights at 1 and 2 threads', async () => {
+    const run = async (threads: number) => {
+      const be = threads === 1 ? wasm() : await createWasmBackend({ threads });
+      if (threads > 1) backends.push(be);
+      const p = await loadPretrained(`${FIXTURES}tiny-bitnet-bf16`, { fs: await createNodeFileSystem(), backend: be });
+      const rng = new Rng(5);
+      const [B, T] = [3, 24];
+      const tokens = Int32Array.from({ length: B * T }, () => Math.floor(rng.uniform() * 97));
+      const targets = Int32Array.from(tokens, (t) => (t + 1) % 97);
+      const opt = new AdamW(p.model.params, { lr: 3e-3, weightDecay: 0.1 });
+      const losses: number[] = [];
+      for (let s = 0; s < 4; s++) losses.push(await trainStep(p.heap, p.model, opt, { tokens, targets, B, T }));
+      return { losses, w: Array.from(p.heap.backend.readSync(p.model.params.paramOffset, p.model.params.blockSize)) };
+    };
+    const one = await run(1);
+    const two = await run(2);
+    expect(two.losses).toEqual(one.losses);
+    expect(two.w).toEqual(one.w);
   });
 });
