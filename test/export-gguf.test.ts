@@ -187,3 +187,28 @@ describe('the gpt2 mapping refuses what llama.cpp cannot compute', () => {
     expect(() => planGptGguf(base, none, undefined, { type: 'f32' })).toThrow(/no tensor model\.embed_tokens\.weight/);
   });
 });
+
+describe('--type i2_s: a relu2 BitNet (2B4T) for bitnet.cpp', () => {
+  it('writes arch bitnet-b1.58 with I2_S projections whose values are the codes times the scale BitLinear uses', async () => {
+    const { planLlamaGguf } = await import('../src/io/export/gguf-llama.js');
+    const { LlamaModel, resolveLlamaConfig } = await import('../src/nn/llama.js');
+    const { createBackend } = await import('../src/backend/index.js');
+    const { Heap } = await import('../src/tensor/heap.js');
+    const c = resolveLlamaConfig({ family: 'bitnet', vocabSize: 40, contextLength: 16, layers: 1, heads: 4, kvHeads: 4, dim: 128, hidden: 256 });
+    const heap = new Heap(await createBackend('js'));
+    const model = new LlamaModel(c).materialize(heap, new Rng(4));
+    const values = model.params.exportValuesSync();
+    heap.backend.dispose();
+    const tensors = new Map([...values].map(([n, v]) => [n, { dtype: 'F32' as const, shape: [...model.params.getParam(n).shape], data: v }]));
+    expect(() => planLlamaGguf(c, tensors, undefined, {})).toThrow(/computes SiLU there/);
+    const plan = planLlamaGguf(c, tensors, undefined, { type: 'i2_s' });
+    const bytes = encodeGguf(plan.content);
+    const p = parseGguf(bytes);
+    expect(p.metadata.get('general.architecture')).toEqual({ type: 'string', value: 'bitnet-b1.58' });
+    expect(p.tensors.some((t) => t.name.endsWith('.scale'))).toBe(false);
+    const info = p.tensors.find((t) => t.name === 'blk.0.ffn_down.weight')!;
+    expect(info).toMatchObject({ type: 'I2_S', ne: [256, 128], bytes: (256 * 128) / 4 + 32 });
+    const t = ternarize(values.get('model.layers.0.mlp.down_proj.weight')!, 128, 256);
+    expect(Array.from(dequantizeI2_S(ggufTensorData(bytes, p, 'blk.0.ffn_down.weight'), 128, 256))).toEqual(Array.from(t.codes, (x) => x * t.scale + 0));
+  });
+});
