@@ -122,3 +122,23 @@ describe('bitnet-train export from a checkpoint of the bitnet family', () => {
     }
   }, 60_000);
 });
+
+describe('hf: tokenizer files', () => {
+  it('writes tokenizer.json and tokenizer_config.json of a Hugging Face tokenizer back, with its BOS/EOS ids in config.json', async () => {
+    const { byteLevelTokenizer } = await import('./data-fixtures.js');
+    const { HfTokenizer } = await import('../src/data/hf-tokenizer.js');
+    const tj = byteLevelTokenizer('llama3');
+    const tc = { bos_token: '<|begin_of_text|>', eos_token: '<|endoftext|>', add_bos_token: true };
+    const tok = HfTokenizer.fromJSON(tj, tc);
+    const c = resolveLlamaConfig({ vocabSize: tok.vocabSize, contextLength: 16, layers: 1, heads: 2, dim: 16, hidden: 32 });
+    const heap = new Heap(await createBackend('js'));
+    const model = new LlamaModel(c).materialize(heap, new Rng(1));
+    const tensors = new Map([...model.params.exportValuesSync()].map(([n, v]) => [n, { dtype: 'F32' as const, shape: [...model.params.getParam(n).shape], data: v }]));
+    heap.backend.dispose();
+    const { files, notes } = hfExportFiles(c, tensors, tok.toJSON() as never, { form: 'hf' });
+    expect(JSON.parse(fileOf(files, 'tokenizer.json') as string)).toEqual(tj);
+    expect(JSON.parse(fileOf(files, 'tokenizer_config.json') as string)).toEqual(tc);
+    expect(JSON.parse(fileOf(files, 'config.json') as string)).toMatchObject({ bos_token_id: tok.bosId, eos_token_id: tok.eosId });
+    expect(notes).toEqual([]);
+  });
+});
