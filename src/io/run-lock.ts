@@ -6,7 +6,8 @@
  * another (non-empty) `run.lock` exists (POSIX rename(2), and the memory and OPFS adapters keep
  * that rule). A lock whose owner ran on this machine and is no longer alive (`kill -9`, a crash,
  * a power loss) is stale and taken over; any other is refused with the owner's pid, host and
- * start time. Hosts without process ids (a browser) take the lock without stale detection.
+ * start time. Hosts without process ids (a browser) cannot tell a dead holder from a live one, so
+ * there the lock is not taken (a crashed tab would otherwise block its run directory for good).
  */
 import { hostName } from '../runtime/host-name.js';
 import { isProcessAlive, processId } from '../runtime/process-info.js';
@@ -61,7 +62,8 @@ export async function acquireRunLock(fs: FileSystem, dir: string): Promise<RunLo
   await fs.mkdirp(dir);
   const lockDir = joinPath(dir, RUN_LOCK_DIR);
   const pid = processId();
-  const owner: RunLockOwner = { ...(pid !== undefined ? { pid } : {}), host: await hostName(), started: new Date().toISOString(), token: randomSuffix() };
+  if (pid === undefined) return { dir, owner: { host: await hostName(), started: new Date().toISOString(), token: '' }, release: async () => {} };
+  const owner: RunLockOwner = { pid, host: await hostName(), started: new Date().toISOString(), token: randomSuffix() };
   let tookOverFrom: RunLockOwner | undefined;
   for (let attempt = 0; attempt < 5; attempt++) {
     const tmp = `${lockDir}.tmp-${randomSuffix()}`;
