@@ -72,6 +72,17 @@ describe('training from a Hugging Face directory', () => {
     expect(saved.run).toMatchObject({ quantWarmup: 3, family: 'llama', fp: false });
   });
 
+  it('a Llama 3.1-style rope_scaling (llama3) is carried into the run, its checkpoints and --resume', async () => {
+    const fs = withFixture('tiny-llama-gqa');
+    const rs = { rope_type: 'llama3', factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 16 };
+    await fs.writeFile('hf/config.json', JSON.stringify({ ...JSON.parse(readFileSync(`${FIXTURES}tiny-llama-gqa/config.json`, 'utf8')), rope_scaling: rs }));
+    await runTraining({ ...RUN, from: 'hf', iters: 2, saveEvery: 2, out: 'r3' }, {}, { fs });
+    const ckpt = await loadCheckpoint(fs, await resolveCheckpointDir(fs, 'r3'));
+    expect((ckpt.trainer.config as { model: object }).model).toMatchObject({ ropeScaling: 'llama3', ropeScalingFactor: 8, ropeLowFreqFactor: 1, ropeHighFreqFactor: 4, ropeOriginalMaxPositions: 16 });
+    const resumed = await runTraining({ resume: 'r3', iters: 3 }, {}, { fs });
+    expect(resumed.step).toBe(3);
+  });
+
   it('names the flag and the file when the directory is not a model it can run', async () => {
     const fs = withFixture('tiny-llama-gqa');
     await fs.writeFile('hf/config.json', JSON.stringify({ ...JSON.parse(readFileSync(`${FIXTURES}tiny-llama-gqa/config.json`, 'utf8')), rope_scaling: { rope_type: 'yarn', factor: 4 } }));

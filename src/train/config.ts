@@ -57,6 +57,12 @@ export interface RunConfig extends QatRunConfig, MonitorRunConfig, DataRunConfig
   normEps: number | null;
   /** llama/bitnet: rows of the RoPE table (a Hugging Face model's max_position_embeddings; null: = context). */
   maxPositions: number | null;
+  /** llama/bitnet: RoPE scaling (Hugging Face rope_scaling): none, linear (ropeScalingFactor), llama3 (all four fields). */
+  ropeScaling: 'none' | 'linear' | 'llama3';
+  ropeScalingFactor: number | null;
+  ropeLowFreqFactor: number | null;
+  ropeHighFreqFactor: number | null;
+  ropeOriginalMaxPositions: number | null;
   /** llama/bitnet: embedding rows (a Hugging Face model's vocab_size, >= the tokenizer's ids; null: the tokenizer's). */
   vocabRows: number | null;
   /** Optimizer steps of the whole run (also the schedule's length). */
@@ -151,6 +157,11 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
   { key: 'ropeTheta', type: 'posNum', nullable: true, flag: false, help: 'RoPE base θ (default 10000; bitnet 500000)' },
   { key: 'normEps', type: 'posNum', nullable: true, flag: false, help: 'llama/bitnet: RMSNorm epsilon (default 1e-5)' },
   { key: 'maxPositions', type: 'posInt', nullable: true, flag: false, help: 'llama/bitnet: rows of the RoPE table (default = context)' },
+  { key: 'ropeScaling', type: 'enum', values: ['none', 'linear', 'llama3'], flag: false, help: 'llama/bitnet: RoPE scaling (a Hugging Face rope_scaling)' },
+  { key: 'ropeScalingFactor', type: 'posNum', nullable: true, flag: false, help: 'RoPE scaling factor' },
+  { key: 'ropeLowFreqFactor', type: 'posNum', nullable: true, flag: false, help: 'llama3 RoPE scaling: low_freq_factor' },
+  { key: 'ropeHighFreqFactor', type: 'posNum', nullable: true, flag: false, help: 'llama3 RoPE scaling: high_freq_factor' },
+  { key: 'ropeOriginalMaxPositions', type: 'posInt', nullable: true, flag: false, help: 'llama3 RoPE scaling: original_max_position_embeddings' },
   { key: 'vocabRows', type: 'posInt', nullable: true, flag: false, help: "llama/bitnet: embedding rows (default: the tokenizer's vocabulary)" },
   { key: 'iters', type: 'posInt', flag: true, help: 'optimizer steps' },
   { key: 'lr', type: 'posNum', flag: true, help: 'peak learning rate (default 3e-3 for BitLinear, 1e-3 with --fp)' },
@@ -217,6 +228,11 @@ export const DEFAULT_RUN_CONFIG: Readonly<RunConfig> = Object.freeze({
   normEps: null,
   maxPositions: null,
   vocabRows: null,
+  ropeScaling: 'none',
+  ropeScalingFactor: null,
+  ropeLowFreqFactor: null,
+  ropeHighFreqFactor: null,
+  ropeOriginalMaxPositions: null,
   iters: 1200,
   lr: 3e-3,
   minLr: 1e-4,

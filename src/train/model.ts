@@ -7,6 +7,7 @@
  * resumed run and `sample` rebuild exactly the trained model. Checkpoints written before these
  * fields existed have none of them: absent means the default.
  */
+import type { RopeScaling } from '../backend/backend.js';
 import type { BitLinearOptions } from '../nn/bitlinear.js';
 import { GPT, type GPTConfig } from '../nn/gpt.js';
 import { type LlamaConfig, LlamaModel, type ResolvedLlamaConfig } from '../nn/llama.js';
@@ -43,6 +44,12 @@ export interface ModelConfig {
   ropeTheta?: number;
   /** llama/bitnet: RMSNorm epsilon. */
   normEps?: number;
+  /** llama/bitnet: RoPE scaling (absent: none); the factors as `RunConfig`'s `rope*` keys. */
+  ropeScaling?: 'linear' | 'llama3';
+  ropeScalingFactor?: number;
+  ropeLowFreqFactor?: number;
+  ropeHighFreqFactor?: number;
+  ropeOriginalMaxPositions?: number;
   // ---- BitLinear QAT options (BitLinear models only; absent: the default) ----
   /** Weight STE (`'lsq'` adds `…weight_step` parameters). */
   ste?: (typeof STE_VARIANTS)[number];
@@ -65,13 +72,14 @@ const QAT_FLAG_OF: Record<(typeof MODEL_QAT_KEYS)[number], string> = {
 };
 
 /** The fields that decide the parameter shapes and the computation: a checkpoint must match all of them. */
-export const MODEL_SHAPE_KEYS = ['vocabSize', 'contextLength', 'layers', 'heads', 'dim', 'norm', 'mlp', 'pos', 'bitlinear', 'bitlinearNorm', 'bias', 'tiedHead', 'family', 'kvHeads', 'headDim', 'hidden', 'ropeTheta', 'normEps'] as const;
+export const MODEL_SHAPE_KEYS = ['vocabSize', 'contextLength', 'layers', 'heads', 'dim', 'norm', 'mlp', 'pos', 'bitlinear', 'bitlinearNorm', 'bias', 'tiedHead', 'family', 'kvHeads', 'headDim', 'hidden', 'ropeTheta', 'normEps', 'ropeScaling', 'ropeScalingFactor', 'ropeLowFreqFactor', 'ropeHighFreqFactor', 'ropeOriginalMaxPositions'] as const;
 
 /** The CLI flag that sets each shape field, for messages. */
 const FLAG_OF: Record<(typeof MODEL_SHAPE_KEYS)[number], string> = {
   vocabSize: '--tokenizer / the corpus', contextLength: '--context', layers: '--layers', heads: '--heads', dim: '--dim',
   norm: '--norm', mlp: '--mlp', pos: '--pos', bitlinear: '--fp', bitlinearNorm: '--bitlinear-norm', bias: 'bias', tiedHead: 'tiedHead',
   family: '--family', kvHeads: '--kv-heads', headDim: 'headDim', hidden: '--hidden', ropeTheta: 'ropeTheta', normEps: 'normEps',
+  ropeScaling: 'ropeScaling', ropeScalingFactor: 'ropeScalingFactor', ropeLowFreqFactor: 'ropeLowFreqFactor', ropeHighFreqFactor: 'ropeHighFreqFactor', ropeOriginalMaxPositions: 'ropeOriginalMaxPositions',
 };
 
 /** The model config a run config describes, for a tokenizer of `vocabSize` ids. */
@@ -135,6 +143,7 @@ function llamaModelConfigFromRun(run: RunConfig, vocabSize: number, family: 'lla
     hidden,
     ropeTheta: run.ropeTheta ?? (family === 'bitnet' ? 500000 : 10000),
     normEps: run.normEps ?? 1e-5,
+    ...ropeScalingFromRun(run),
   };
   if (run.fp) return base;
   return {
@@ -146,6 +155,27 @@ function llamaModelConfigFromRun(run: RunConfig, vocabSize: number, family: 'lla
     keepFp: [...run.keepFp],
     keepInt8: [...run.keepInt8],
   };
+}
+
+/** The RoPE-scaling fields of a run's model (none: no fields); throws naming a missing factor. */
+function ropeScalingFromRun(run: RunConfig): Partial<ModelConfig> {
+  if (run.ropeScaling === 'none') return {};
+  const need = (key: 'ropeScalingFactor' | 'ropeLowFreqFactor' | 'ropeHighFreqFactor' | 'ropeOriginalMaxPositions'): number => {
+    const v = run[key];
+    if (v === null) throw new Error(`ropeScaling ${run.ropeScaling} needs ${key}`);
+    return v;
+  };
+  if (run.ropeScaling === 'linear') return { ropeScaling: 'linear', ropeScalingFactor: need('ropeScalingFactor') };
+  return { ropeScaling: 'llama3', ropeScalingFactor: need('ropeScalingFactor'), ropeLowFreqFactor: need('ropeLowFreqFactor'), ropeHighFreqFactor: need('ropeHighFreqFactor'), ropeOriginalMaxPositions: need('ropeOriginalMaxPositions') };
+}
+
+/** The `RopeScaling` a `ModelConfig` records, or null. */
+function ropeScalingOf(cfg: ModelConfig): RopeScaling | null {
+  if (cfg.ropeScaling === 'linear') return { kind: 'linear', factor: cfg.ropeScalingFactor! };
+  if (cfg.ropeScaling === 'llama3') {
+    return { kind: 'llama3', factor: cfg.ropeScalingFactor!, lowFreqFactor: cfg.ropeLowFreqFactor!, highFreqFactor: cfg.ropeHighFreqFactor!, originalMaxPositions: cfg.ropeOriginalMaxPositions! };
+  }
+  return null;
 }
 
 /** The `LlamaConfig` a llama/bitnet `ModelConfig` describes. */
@@ -162,6 +192,7 @@ export function llamaConfigOf(cfg: ModelConfig): LlamaConfig {
     kvHeads: cfg.kvHeads,
     headDim: cfg.headDim,
     ropeTheta: cfg.ropeTheta,
+    ropeScaling: ropeScalingOf(cfg),
     normEps: cfg.normEps,
     tiedHead: cfg.tiedHead,
     attentionBias: cfg.bias,
@@ -281,7 +312,6 @@ export function modelConfigOf(resolved: object): ModelConfig {
 
 /** The `ModelConfig` of a resolved llama/bitnet config (attention and MLP biases must agree: one `bias` flag). */
 function modelConfigOfLlama(c: ResolvedLlamaConfig): ModelConfig {
-  if (c.ropeScaling) throw new Error(`a model with rope_scaling ${c.ropeScaling.kind} is not trained from the CLI yet (its run config cannot record the scaling); load it with loadPretrained, or sample from it with sample --from-hf`);
   if (c.attentionBias !== c.mlpBias) throw new Error(`a model with attention_bias ${c.attentionBias} and mlp_bias ${c.mlpBias} cannot be trained from the CLI (one bias flag for both); use the API (LlamaModel)`);
   const o = c.bitlinearOptions;
   return {
@@ -304,6 +334,9 @@ function modelConfigOfLlama(c: ResolvedLlamaConfig): ModelConfig {
     hidden: c.hidden,
     ropeTheta: c.ropeTheta,
     normEps: c.normEps,
+    ...(c.ropeScaling === null ? {} : c.ropeScaling.kind === 'linear'
+      ? { ropeScaling: 'linear' as const, ropeScalingFactor: c.ropeScaling.factor }
+      : { ropeScaling: 'llama3' as const, ropeScalingFactor: c.ropeScaling.factor, ropeLowFreqFactor: c.ropeScaling.lowFreqFactor, ropeHighFreqFactor: c.ropeScaling.highFreqFactor, ropeOriginalMaxPositions: c.ropeScaling.originalMaxPositions }),
     ...(c.bitlinear ? {
       ste: o.ste ?? 'identity', steByLayer: { ...(o.steByLayer ?? {}) }, activationScale: o.activationScale ?? 'token', activationSte: o.activationSte ?? 'identity',
       keepFp: [...(o.keepFp ?? [])], keepInt8: [...(o.keepInt8 ?? [])],

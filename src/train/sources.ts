@@ -110,6 +110,8 @@ export function shapeLayerOf(src: SourceCheckpoint): Partial<RunConfig> {
     family, kvHeads: m.kvHeads ?? null, headDim: m.headDim ?? null, hidden: m.hidden ?? null, ropeTheta: m.ropeTheta ?? null, normEps: m.normEps ?? null,
     // a Hugging Face model keeps its RoPE table (max_position_embeddings); the training window is --context
     maxPositions: m.contextLength, vocabRows: m.vocabSize, fp: !m.bitlinear,
+    ropeScaling: m.ropeScaling ?? 'none', ropeScalingFactor: m.ropeScalingFactor ?? null, ropeLowFreqFactor: m.ropeLowFreqFactor ?? null,
+    ropeHighFreqFactor: m.ropeHighFreqFactor ?? null, ropeOriginalMaxPositions: m.ropeOriginalMaxPositions ?? null,
   };
   return {
     ...llama,
