@@ -99,6 +99,18 @@ describe('the default CLI model (BitLinear GPT: LayerNorm, GELU, learned positio
       console.log(`default model: teacher-forced top-1 agreement ${(100 * a).toFixed(1)} % of ${window.length} positions; median |Δp(next)| ${dp.toExponential(2)}`);
       expect(a).toBeGreaterThanOrEqual(0.95);
       expect(dp).toBeLessThan(0.01);
+      // --type f16 --dense-type f16: every matrix in F16 (codes·scale rounded to f16)
+      const half = join(dir, 'default-f16.gguf');
+      expect(await runCli(['export', '--ckpt', run, '--format', 'gguf', '--type', 'f16', '--dense-type', 'f16', '--out', half], capture().io)).toBe(0);
+      expect(parseGguf(readFileSync(half)).tensors.filter((t) => t.ne.length === 2).every((t) => t.type === 'F16')).toBe(true);
+      const engine16 = await loadGguf(half, 64);
+      try {
+        const same16 = commonPrefix(ours, await engine16.greedy(prompt, 32));
+        console.log(`default model, F16: greedy agrees for ${same16}/32 tokens`);
+        expect(same16).toBeGreaterThanOrEqual(16);
+      } finally {
+        await engine16.dispose();
+      }
     } finally {
       await engine.dispose();
       heap.backend.dispose();
