@@ -10,6 +10,11 @@ import { decodeSafetensors } from '../src/io/safetensors.js';
 import { decodePromptAdapter } from '../src/peft/prompt-files.js';
 import { type PeftMethodB, readMethodAdapter, setupMethod, setupMethodForAdapter } from '../src/peft/methods.js';
 import { noGrad } from '../src/autograd/index.js';
+import { runTraining } from '../src/train/run.js';
+import { DEFAULT_FINETUNE_OPTIONS, loadAdaptedModel, runFinetune } from '../src/peft/finetune.js';
+import { latestCheckpoint } from '../src/io/checkpoint-manager.js';
+import { generate } from '../src/train/generate.js';
+import { createWasmBackend } from '../src/backend/wasm/index.js';
 import type { ModelConfig } from '../src/train/model.js';
 
 const base: ModelConfig = {
@@ -107,6 +112,25 @@ describe('fine-tuning methods on a frozen ternary base', () => {
       const bad = { ...adapter, tensors: new Map([...adapter.tensors].map(([k, t]) => [k, { shape: t.shape, data: t.data.subarray(0, t.data.length - 1) }])) };
       expect(() => again.load(bad), method).toThrow(/another base|needs|shape/);
     }
+  });
+
+  it('runFinetune with prefix and prompt tuning: the default context leaves room for the virtual tokens, the adapter samples past one window', async () => {
+    const fs = new MemoryFileSystem();
+    const text = 'the quick brown fox jumps over the lazy dog. '.repeat(200);
+    await fs.writeFileAtomic('/data.txt', new TextEncoder().encode(text));
+    await runTraining({ data: '/data.txt', layers: 1, heads: 2, dim: 16, context: 16, batch: 2, iters: 3, evalIters: 1, evalEvery: 0, sampleTokens: 0, errorEvery: 0, threads: 1, out: '/base' }, {}, { fs });
+    const ckpt = (await latestCheckpoint(fs, '/base'))!;
+    for (const [peft, lora] of [['prefix', { num_virtual_tokens: 4, prefix_projection: true }], ['prompt', { num_virtual_tokens: 3 }]] as const) {
+      const r = await runFinetune({ ...DEFAULT_FINETUNE_OPTIONS, from: ckpt, data: '/data.txt', out: `/${peft}`, peft, lora, iters: 3, threads: 1, evalIters: 1, evalEvery: 0 }, {}, { fs });
+      expect(r.step).toBe(3);
+      const heap = new Heap(await createWasmBackend());
+      const { model, tokenizer } = await loadAdaptedModel(fs, heap, ckpt, r.adapterDir);
+      expect(model.config.contextLength).toBe(16 - lora.num_virtual_tokens);
+      const ids = generate(model, heap, tokenizer.encode('the '), { maxNewTokens: 30, temperature: 1, rng: new Rng(1) });
+      expect(ids).toHaveLength(30);
+    }
+    await expect(runFinetune({ ...DEFAULT_FINETUNE_OPTIONS, from: ckpt, data: '/data.txt', out: '/x', peft: 'prompt', lora: { num_virtual_tokens: 3 }, context: 16, iters: 1, threads: 1 }, {}, { fs }))
+      .rejects.toThrow(/--context 16 is longer than the base model's context length 16 less the 3 virtual tokens \(at most 13\)/);
   });
 
   it('refuses bad settings before building anything', () => {

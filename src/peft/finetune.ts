@@ -211,8 +211,12 @@ export async function runFinetune(options: FinetuneOptions, hooks: FinetuneHooks
   });
   const raw = new TextDecoder('utf-8', { fatal: false }).decode(bytes);
   const { text, unknown } = cleanCorpus(src.tokenizer, raw, opts.unknownChars, opts.data);
-  const context = opts.context ?? src.contextLength;
-  if (context > src.contextLength) throw new Error(`--context ${context} is longer than the base model's context length ${src.contextLength}`);
+  // prefix / prompt tuning's P virtual tokens take P positions of the context
+  const virtual = method?.virtualTokens ?? 0;
+  const context = opts.context ?? src.contextLength - virtual;
+  if (context + virtual > src.contextLength) {
+    throw new Error(`--context ${context} is longer than the base model's context length ${src.contextLength}${virtual ? ` less the ${virtual} virtual tokens (at most ${src.contextLength - virtual})` : ''}`);
+  }
   const dataset = TextDataset.fromText(text, { tokenizer: src.tokenizer, valFraction: opts.valFraction, source: opts.data, contextLength: context });
 
   const backend = await createBackend(opts.backend, { threads: opts.threads ?? (await defaultThreads()) });

@@ -43,6 +43,8 @@ export interface MethodSetup {
   save(fs: FileSystem, dir: string, baseModel: string | null): Promise<void>;
   /** One line for the run header. */
   describe(): string;
+  /** P: positions of the context the method's virtual tokens take (prefix and prompt tuning; 0 for the others). */
+  virtualTokens: number;
   /** Set the trained tensors from a saved adapter (`readMethodAdapter`), after `ready`; bad keys and shapes are refused by name before anything is written. */
   load(adapter: MethodAdapter): void;
 }
@@ -91,7 +93,7 @@ export function setupMethod(method: PeftMethodB, opts: MethodOptions): MethodSet
     const adalora = AdaLora.attach(peft, ada);
     checkpointing(peft);
     return {
-      method, model: peft,
+      method, model: peft, virtualTokens: 0,
       ready: (rng) => void adalora.init(rng),
       extension: () => adalora.extension(),
       save: async (fs, dir, base) => {
@@ -112,7 +114,7 @@ export function setupMethod(method: PeftMethodB, opts: MethodOptions): MethodSet
     const prefix = new PrefixTuning(cfg, shape, peft.params);
     checkpointing(peft);
     return {
-      method, model: peft,
+      method, model: peft, virtualTokens: cfg.numVirtualTokens,
       ready: () => void prefix.attach(asModel(peft)),
       extension: () => seeds(peft),
       save: async (fs, dir, base) => {
@@ -131,7 +133,7 @@ export function setupMethod(method: PeftMethodB, opts: MethodOptions): MethodSet
     const prompt = new PromptTuning(cfg, m.config.dim, peft.params);
     checkpointing(peft);
     return {
-      method, model: peft,
+      method, model: peft, virtualTokens: cfg.numVirtualTokens,
       ready: (rng, init = {}) => void prompt.attach(m, { rng, ...(init.initTokenIds ? { initTokenIds: init.initTokenIds } : {}) }),
       extension: () => seeds(peft),
       save: async (fs, dir, base) => {
@@ -151,7 +153,7 @@ export function setupMethod(method: PeftMethodB, opts: MethodOptions): MethodSet
     const bitfit = new BitFit(peft.base, peft.params, targets);
     checkpointing(peft);
     return {
-      method, model: peft,
+      method, model: peft, virtualTokens: 0,
       ready: () => void bitfit.bind(),
       extension: () => seeds(peft),
       save: async (fs, dir, base) => {

@@ -210,7 +210,9 @@ export class PeftModel {
 
   /** The base model's resolved config (context length and vocabulary for sampling). */
   get config(): PeftBaseModel['config'] {
-    return this.base.config;
+    // prefix / prompt tuning (./prefix.ts, ./prompt.ts): P virtual tokens come first, so the model takes P fewer tokens (sampling windows)
+    const vt = (this.base as { virtualTokens?: { count: number } | null }).virtualTokens;
+    return vt ? { ...this.base.config, contextLength: this.base.config.contextLength - vt.count } : this.base.config;
   }
 
   /** The heap (after `materialize`). */
