@@ -64,9 +64,9 @@ describe('the default CLI model (BitLinear GPT: LayerNorm, GELU, learned positio
 
   it('exports with exact ternary values (rows of 64 and 256 do not fit TQ2_0) and refuses --type tq2_0', async () => {
     const c = capture();
-    expect(await runCli(['export', '--ckpt', run, '--format', 'gguf', '--out', join(dir, 'default.gguf')], c.io)).toBe(0);
+    expect(await runCli(['export', '--ckpt', run, '--format', 'gguf', '--out', join(dir, 'sub', 'default.gguf')], c.io)).toBe(0);
     expect(c.out()).toMatch(/llama\.cpp gpt2, ternary projections f32/);
-    const parsed = parseGguf(readFileSync(join(dir, 'default.gguf')));
+    const parsed = parseGguf(readFileSync(join(dir, 'sub', 'default.gguf')));
     expect(parsed.metadata.get('general.architecture')).toEqual({ type: 'string', value: 'gpt2' });
     expect(parsed.tensors.find((t) => t.name === 'blk.0.attn_qkv.weight')).toMatchObject({ type: 'F32', ne: [64, 192] });
     const bad = capture();
@@ -74,13 +74,13 @@ describe('the default CLI model (BitLinear GPT: LayerNorm, GELU, learned positio
     expect(bad.err()).toMatch(/TQ2_0 packs rows in blocks of 256 values, but model\.layers\.0\.self_attn\.q_proj\.weight has rows of 64/);
     // an existing output is never replaced without --force
     const again = capture();
-    expect(await runCli(['export', '--ckpt', run, '--format', 'gguf', '--out', join(dir, 'default.gguf')], again.io)).toBe(1);
+    expect(await runCli(['export', '--ckpt', run, '--format', 'gguf', '--out', join(dir, 'sub', 'default.gguf')], again.io)).toBe(1);
     expect(again.err()).toMatch(/already exists; choose another --out or pass --force/);
   }, 60_000);
 
   it('llama.cpp tokenizes text to our ids and continues greedily as we do for >= 16 tokens', async () => {
     const { model, heap, tokenizer } = await ourModel(run);
-    const engine = await loadGguf(join(dir, 'default.gguf'), 64);
+    const engine = await loadGguf(join(dir, 'sub', 'default.gguf'), 64);
     try {
       const text = 'ROMEO:\nWhat say';
       const prompt = Array.from(tokenizer.encode(text));

@@ -5,7 +5,7 @@
  * model, the format, the type, an existing output — is checked before a byte is written.
  */
 import type { TokenizerJSON } from '../../data/tokenizer.js';
-import type { FileSystem } from '../../runtime/fs-types.js';
+import { type FileSystem, dirname } from '../../runtime/fs-types.js';
 import type { ModelConfig } from '../../train/model.js';
 import { loadCheckpoint } from '../checkpoint.js';
 import { resolveCheckpointDir } from '../checkpoint-manager.js';
@@ -97,6 +97,7 @@ export async function exportCheckpoint(options: ExportOptions, fs: FileSystem): 
     if (options.dtype !== undefined) throw new ExportError('export --dtype is for --format hf; GGUF types are --type and --dense-type');
     const plan = planGguf(saved.model, ckpt.model, ckpt.trainer.tokenizer, { type: options.type, denseType: options.denseType });
     if (options.force && (await fs.exists(options.out))) await fs.remove(options.out, { recursive: true });
+    await fs.mkdirp(dirname(options.out));
     const bytes = await writeGguf(fs, options.out, plan.content);
     return { ...base, format: 'gguf', arch: plan.arch, ternaryType: plan.ternaryType, bytes, tensors: plan.content.tensors.length, notes: plan.notes };
   }
