@@ -71,6 +71,14 @@ describe('config.json mapping (llamaConfigFromHf)', () => {
     expect(refuse({ num_key_value_heads: 3 })).toThrow(HfConfigError);
   });
 
+  it("reads transformers 5's rope_parameters and takes transformers' defaults for absent keys", () => {
+    const { rope_theta: _t, rms_norm_eps: _e, tie_word_embeddings: _w, ...rest } = base;
+    const spec = llamaConfigFromHf({ ...rest, rope_parameters: { rope_type: 'llama3', rope_theta: 500000, factor: 32, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192 } });
+    expect(resolveLlamaConfig(spec.config)).toMatchObject({ ropeTheta: 500000, normEps: 1e-6, tiedHead: false, ropeScaling: { kind: 'llama3', factor: 32 } });
+    expect(llamaConfigFromHf({ ...rest, rope_parameters: { rope_type: 'default', rope_theta: 1e4 } }).config.ropeScaling).toBeUndefined();
+    expect(() => llamaConfigFromHf({ ...base, rope_parameters: { rope_type: 'default' }, rope_scaling: { type: 'linear', factor: 2 } })).toThrow(/rope_scaling and rope_parameters are both given/);
+  });
+
   it('maps Llama 3.1 / 3.2 rope_scaling (llama3) and linear scaling, and writes them back', () => {
     const llama3 = { rope_type: 'llama3', factor: 32.0, low_freq_factor: 1.0, high_freq_factor: 4.0, original_max_position_embeddings: 8192 };
     const spec = llamaConfigFromHf({ ...base, rope_scaling: llama3 });

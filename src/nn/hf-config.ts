@@ -58,7 +58,7 @@ const INERT_KEYS = new Set([
 const MAPPED_KEYS = [
   'vocab_size', 'hidden_size', 'intermediate_size', 'num_hidden_layers', 'num_attention_heads', 'num_key_value_heads',
   'head_dim', 'max_position_embeddings', 'rms_norm_eps', 'rope_theta', 'tie_word_embeddings', 'attention_bias',
-  'mlp_bias', 'hidden_act', 'initializer_range', 'quantization_config',
+  'mlp_bias', 'hidden_act', 'initializer_range', 'quantization_config', 'rope_parameters',
   // accepted only at the value that means "off" / "standard"
   'rope_scaling', 'rope_interleaved', 'attention_dropout', 'pretraining_tp', 'sliding_window', 'use_sliding_window',
 ] as const;
@@ -139,10 +139,18 @@ export function llamaConfigFromHf(json: unknown, file = 'config.json'): HfModelS
   const headDim = posInt('head_dim', false) ?? (dim % heads === 0 ? dim / heads : fail('hidden_size', `${dim} is not divisible by num_attention_heads ${heads}; give head_dim`));
   if (headDim % 2 !== 0) fail('head_dim', `${headDim} must be even (RoPE rotates pairs (i, i + head_dim/2))`);
   const contextLength = posInt('max_position_embeddings', true)!;
-  const normEps = positive('rms_norm_eps');
-  const ropeTheta = positive('rope_theta');
+  // transformers' defaults where a key is absent: LlamaConfig rms_norm_eps 1e-6, BitNetConfig 1e-5
+  const normEps = positive('rms_norm_eps') ?? (family === 'llama' ? 1e-6 : 1e-5);
+  // transformers >= 5 writes rope_parameters {rope_type, rope_theta, factor, ...} instead of rope_theta / rope_scaling
+  const rp = c.rope_parameters;
+  if (rp !== undefined && rp !== null && (typeof rp !== 'object' || Array.isArray(rp))) fail('rope_parameters', `must be an object, got ${JSON.stringify(rp)}`);
+  const rpo = (rp ?? {}) as Record<string, unknown>;
+  if (rp && c.rope_scaling !== undefined && c.rope_scaling !== null) fail('rope_scaling', 'and rope_parameters are both given; a config.json has one of them');
+  const rpTheta = rpo.rope_theta;
+  if (rpTheta !== undefined && !(typeof rpTheta === 'number' && Number.isFinite(rpTheta) && rpTheta > 0)) fail('rope_parameters.rope_theta', `must be a finite number > 0, got ${JSON.stringify(rpTheta)}`);
+  const ropeTheta = positive('rope_theta') ?? (rpTheta as number | undefined);
   const initStd = c.initializer_range === undefined ? undefined : (positive('initializer_range') ?? undefined);
-  const tiedHead = bool('tie_word_embeddings') ?? (family === 'bitnet');
+  const tiedHead = bool('tie_word_embeddings') ?? false; // LlamaConfig's and BitNetConfig's default
   const attentionBias = bool('attention_bias');
   const mlpBias = bool('mlp_bias');
   if (family === 'bitnet' && mlpBias) fail('mlp_bias', 'true is not supported for model_type "bitnet" (BitNetMLP has no biases)');
@@ -153,7 +161,9 @@ export function llamaConfigFromHf(json: unknown, file = 'config.json'): HfModelS
   }
 
   // accepted only at their standard values
-  const ropeScaling = parseRopeScaling(c.rope_scaling, contextLength, fail);
+  const { rope_theta: _theta, ...rpScaling } = rpo;
+  void _theta;
+  const ropeScaling = parseRopeScaling(rp ? (Object.keys(rpScaling).length > 0 ? rpScaling : null) : c.rope_scaling, contextLength, fail);
   if (c.rope_interleaved !== undefined && c.rope_interleaved !== false) fail('rope_interleaved', `${JSON.stringify(c.rope_interleaved)} is not supported; only false (Hugging Face rotate_half RoPE)`);
   if (c.attention_dropout !== undefined && c.attention_dropout !== 0 && c.attention_dropout !== 0.0) fail('attention_dropout', `${JSON.stringify(c.attention_dropout)} is not supported; only 0 (no dropout)`);
   if (c.pretraining_tp !== undefined && c.pretraining_tp !== 1) fail('pretraining_tp', `${JSON.stringify(c.pretraining_tp)} is not supported; only 1`);
