@@ -167,3 +167,16 @@ describe('distilling with Hugging Face directories', () => {
     expect((ckpt.trainer.config as { run: object }).run).toMatchObject({ teacher: 'hf', from: 'hf', family: 'llama' });
   });
 });
+
+describe('QAT options on a LLaMA-family model', () => {
+  it('--keep-fp and --ste-by-layer name its projections one by one (q, k, v apart), and an unknown one is refused listing them', async () => {
+    const fs = withFixture('tiny-llama-gqa');
+    const res = await runTraining({ ...RUN, from: 'hf', fp: false, iters: 1, out: 'q', keepFp: ['layers.0.self_attn.k_proj'], steByLayer: ['model.layers.1.self_attn.q_proj=lsq'] }, {}, { fs });
+    expect(res.config.keepFp).toEqual(['model.layers.0.self_attn.k_proj']);
+    const ckpt = await loadCheckpoint(fs, await resolveCheckpointDir(fs, 'q'));
+    expect(ckpt.model.has('model.layers.1.self_attn.q_proj.weight_step')).toBe(true);
+    expect(ckpt.model.has('model.layers.1.self_attn.k_proj.weight_step')).toBe(false);
+    await expect(runTraining({ ...RUN, from: 'hf', fp: false, iters: 1, out: 'q2', steByLayer: ['model.layers.1.self_attn.qkv_proj=lsq'] }, {}, { fs }))
+      .rejects.toThrow(/--ste-by-layer: unknown layer "model\.layers\.1\.self_attn\.qkv_proj".*valid names: model\.layers\.0\.self_attn\.q_proj/);
+  });
+});

@@ -187,7 +187,12 @@ export class LlamaModel {
     this.rotary = new RotaryEmbedding(cfg.contextLength, cfg.headDim, cfg.ropeTheta, cfg.ropeScaling);
     const blockCfg: DecoderBlockConfig = cfg;
     this.blocks = Array.from({ length: cfg.layers }, (_, i) => new DecoderBlock(p, i, blockCfg, this.rotary));
-    checkKeepLists(cfg.bitlinearOptions, projectionNames(p.names()));
+    // every projection is its own BitLinear layer here (no fused qkv): steByLayer names projections
+    const projections = projectionNames(p.names());
+    const { steByLayer = {}, ...lists } = cfg.bitlinearOptions;
+    checkKeepLists(lists, projections);
+    const badSte = Object.keys(steByLayer).filter((n) => !projections.includes(n));
+    if (badSte.length > 0) throw new Error(`BitLinear options: steByLayer names unknown layer${badSte.length > 1 ? 's' : ''} ${badSte.map((n) => JSON.stringify(n)).join(', ')}; valid names: ${projections.join(', ')}`);
     this.finalNorm = new RMSNorm(p, 'model.norm', cfg.dim, { eps: cfg.normEps });
     this.headWeight = cfg.tiedHead
       ? this.tokenEmbedding.weight

@@ -165,7 +165,9 @@ export function resolveProjectionLists(cfg: ModelConfig): Pick<ModelConfig, 'kee
   if (!cfg.bitlinear) return {};
   const probe = createModel({ ...cfg, keepFp: [], keepInt8: [], steByLayer: {} });
   const projections = projectionNames(probe.params.names());
-  const layers = [...new Set(projections.map((n) => n.replace(/\.[qkv]_proj$/, '.qkv_proj')))];
+  // a GPT fuses q/k/v into one BitLinear layer (…qkv_proj); a LLaMA-family model has each projection apart
+  const fused = cfg.family === undefined || cfg.family === 'gpt';
+  const layers = fused ? [...new Set(projections.map((n) => n.replace(/\.[qkv]_proj$/, '.qkv_proj')))] : projections;
   const full = (n: string, valid: string[]) => (valid.includes(n) || !valid.includes(`model.${n}`) ? n : `model.${n}`);
   const check = (flag: string, names: readonly string[], valid: string[], what: string): string[] => {
     const out = names.map((n) => full(n, valid));
