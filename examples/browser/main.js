@@ -19,6 +19,7 @@ const options = {
   evalIters: params.has('evalIters') ? Math.max(1, intParam('evalIters', 1)) : null,
   errorEvery: params.has('errorEvery') ? intParam('errorEvery', 0) : null,
   simd: params.get('simd') !== '0',
+  backend: params.get('backend') === 'webgpu' ? 'webgpu' : 'wasm', // ?backend=webgpu: the WGSL kernels (gpu/)
 };
 
 const state = (window.__bitnet = {
@@ -162,7 +163,7 @@ const on = {
     for (const [k, v] of [
       ['model', `${c.layers} layers × ${c.dim} wide, ${c.heads} heads, ${c.bitlinear ? 'BitLinear (ternary)' : 'fp32'} · ${(m.parameters / 1e6).toFixed(2)} M parameters`],
       ['data', `tinyshakespeare, ${m.vocabSize} characters, batch ${c.batch} × ${c.context}`],
-      ['kernels', m.backend === 'wasm' ? 'WebAssembly SIMD' : 'plain JavaScript (no WebAssembly SIMD)'],
+      ['kernels', m.backend === 'wasm' ? 'WebAssembly SIMD' : m.backend === 'webgpu' ? 'WebGPU (WGSL)' : 'plain JavaScript (no WebAssembly SIMD)'],
       ['threads', `${m.threads}${m.crossOriginIsolated ? '' : ' (not cross-origin isolated: single-threaded)'}`],
       ['checkpoints', m.fileSystem === 'opfs' ? 'Origin Private File System' : 'memory only (no OPFS)'],
     ]) {

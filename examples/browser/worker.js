@@ -61,7 +61,7 @@ async function init(opts) {
   // threads need SharedArrayBuffer, i.e. a cross-origin isolated page; createBackend alone
   // gives the single-threaded SIMD kernels, or the js backend (with a warning) without SIMD
   const threads = lib.hasWasmSimd() && globalThis.crossOriginIsolated ? opts.threads : 1;
-  const backend = await lib.createBackend('wasm', { threads });
+  const backend = opts.backend === 'webgpu' ? await lib.createBackend('webgpu') : await lib.createBackend('wasm', { threads });
   heap = new lib.Heap(backend);
   model.materialize(heap, new lib.Rng(cfg.seed));
   const optimizer = new lib.AdamW(model.params, { lr: cfg.lr, betas: [cfg.beta1, cfg.beta2], weightDecay: cfg.weightDecay, clipNorm: cfg.clip });
@@ -113,6 +113,7 @@ async function init(opts) {
 }
 
 function sample() {
+  if (lib.readsAreAsync(heap.backend)) return; // sampling reads logits synchronously (not on webgpu)
   const ids = lib.generate(model, heap, lib.promptIds(dataset.tokenizer, '\n'), {
     maxNewTokens: options.sampleTokens,
     temperature: cfg.temperature,
