@@ -77,6 +77,9 @@ export class GpuArena {
     this.bindGroup = this.createBindGroup();
   }
 
+  /** GPU buffers created so far (arena, ring, partials, staging): flat across steps once warm. */
+  buffersCreated = 0;
+
   /** Elements addressable now. */
   get capacity(): number {
     return this.elements;
@@ -99,6 +102,7 @@ export class GpuArena {
     const bytes = this.checkBytes(elements);
     this.device.pushErrorScope('out-of-memory');
     const buf = this.device.createBuffer({ size: bytes, usage: BUFFER_STORAGE | BUFFER_COPY_SRC | BUFFER_COPY_DST, label: 'bitnet arena' });
+    this.buffersCreated++;
     void this.device.popErrorScope().then((err) => {
       if (err) this.failure ??= `out of GPU memory allocating the ${bytes}-byte arena (${err.message})`;
     });
@@ -208,8 +212,10 @@ export class GpuArena {
 
   private takeStaging(bytes: number): GPUBuffer {
     const size = Math.max(256, 2 ** Math.ceil(Math.log2(bytes)));
-    const free = this.staging.get(size);
-    return free?.pop() ?? this.device.createBuffer({ size, usage: BUFFER_MAP_READ | BUFFER_COPY_DST, label: `bitnet staging ${size}` });
+    const pooled = this.staging.get(size)?.pop();
+    if (pooled) return pooled;
+    this.buffersCreated++;
+    return this.device.createBuffer({ size, usage: BUFFER_MAP_READ | BUFFER_COPY_DST, label: `bitnet staging ${size}` });
   }
 
   private giveStaging(buf: GPUBuffer): void {

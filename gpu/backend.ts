@@ -86,6 +86,11 @@ export class WebGpuBackend implements Backend {
     this.gpu.dispatch(kernel, wgsl, grid, u, f);
   }
 
+  /** GPU buffers this backend created so far (a test of "no per-step allocation"). */
+  get buffersCreated(): number {
+    return this.gpu.buffersCreated;
+  }
+
   /** Wait until the GPU has run everything recorded (benchmarks; reads wait by themselves). */
   finish(): Promise<void> {
     return this.gpu.finish();

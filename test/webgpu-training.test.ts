@@ -78,13 +78,15 @@ describe.skipIf(!found.gpu)(`training through the webgpu backend (${found.gpu?.a
     });
   }
 
-  it(`a ${RUN.steps}-step BitNet run tracks the wasm backend's loss curve, and repeats bit for bit`, async () => {
+  it(`a ${RUN.steps}-step BitNet run tracks the wasm backend's loss curve, and repeats bit for bit with no new GPU buffer`, async () => {
     const t0 = performance.now();
     const wasm = await trainRun(await createWasmBackend(), BITNET);
     const t1 = performance.now();
     const first = await trainRun(gpu, BITNET);
     const t2 = performance.now();
+    const buffers = gpu.buffersCreated;
     const second = await trainRun(gpu, BITNET);
+    expect(gpu.buffersCreated, 'GPU buffers created by a second run (pooled: none)').toBe(buffers);
     console.log(`run seconds: wasm ${((t1 - t0) / 1000).toFixed(2)}, webgpu ${((t2 - t1) / 1000).toFixed(2)} then ${((performance.now() - t2) / 1000).toFixed(2)}`);
     expect(second).toEqual(first); // same adapter, same bits (fixed reduction orders, no atomics)
     // measured on SwiftShader: within 3e-7 of wasm at every step (the same f32 math, other sum orders)
