@@ -1,7 +1,6 @@
 // The methods on a PeftModel's frozen base (packed ternary projections): each trains only its
 // own tensors, lowers the loss on a learnable task, and writes PEFT-style files that decode back.
 import { describe, expect, it } from 'vitest';
-import { JsBackend } from '../src/backend/js/index.js';
 import { Heap } from '../src/tensor/heap.js';
 import { AdamW } from '../src/optim/adamw.js';
 import { Rng } from '../src/util/rng.js';
@@ -31,7 +30,7 @@ const JSONS: Record<PeftMethodB, Record<string, unknown>> = {
 };
 
 async function run(method: PeftMethodB, steps = 40) {
-  const heap = new Heap(new JsBackend());
+  const heap = new Heap(await createWasmBackend());
   const m = setupMethod(method, { model: base, json: JSONS[method], totalSteps: steps, gradientCheckpointing: method === 'prefix' });
   m.model.materialize(heap, new Rng(1));
   m.model.initBaseRandom(new Rng(2));
@@ -100,7 +99,7 @@ describe('fine-tuning methods on a frozen ternary base', () => {
       const { fs, probe, logits } = await run(method, 12);
       const adapter = (await readMethodAdapter(fs, '/adapter'))!;
       expect(adapter.method).toBe(method);
-      const heap = new Heap(new JsBackend());
+      const heap = new Heap(await createWasmBackend());
       const again = setupMethodForAdapter(adapter, base);
       again.model.materialize(heap, new Rng(1));
       again.model.initBaseRandom(new Rng(2)); // the same random base as the trained one
