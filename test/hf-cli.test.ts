@@ -88,6 +88,9 @@ describe('training from a Hugging Face directory', () => {
     await fs.writeFile('hf/config.json', JSON.stringify({ ...JSON.parse(readFileSync(`${FIXTURES}tiny-llama-gqa/config.json`, 'utf8')), rope_scaling: { rope_type: 'yarn', factor: 4 } }));
     await expect(runTraining({ ...RUN, from: 'hf', iters: 2, out: 'bad' }, {}, { fs })).rejects.toThrow(/^--from hf: config\.json: rope_scaling .*"yarn" is not implemented/);
     expect(await fs.exists('bad')).toBe(false);
+    await fs.remove('hf/tokenizer.json');
+    await fs.writeFile('hf/config.json', readFileSync(`${FIXTURES}tiny-llama-gqa/config.json`, 'utf8'));
+    await expect(runTraining({ ...RUN, from: 'hf', iters: 2, out: 'bad' }, {}, { fs })).rejects.toThrow(/^--from hf: no tokenizer\.json; a run needs the model's own tokenizer/);
   });
 });
 

@@ -64,6 +64,8 @@ export async function loadHfSource(fs: FileSystem, path: string, flag: string, o
         throw new Error(`${dir}/tokenizer.json: the tokenizer has ${hf.vocabSize} ids but config.json vocab_size is ${resolved.vocabSize}; use the tokenizer files that came with these weights`);
       }
       tokenizer = hf;
+    } else {
+      throw new Error(`no tokenizer.json; a run needs the model's own tokenizer (its token ids are the embedding rows), so add the tokenizer files that came with these weights`);
     }
     const { values } = await readHfWeights(new LlamaModel(spec.config), files, spec, { onProgress });
     const tensors = new Map<string, SafetensorsTensor>();
