@@ -45,6 +45,29 @@ const DX_MB: i32 = 256;
   }
 }
 
+// Relaxed SIMD build (ASC_FEATURE_RELAXED_SIMD): decode rows n0..n0+NR-1 as their 2-bit codes
+// w + 1 in {0, 1, 2} (NR, K16) bytes, zero padded, for i32x4.relaxed_dot_i8x16_i7x16_add_s (16
+// multiply-adds an instruction). Its second operand must have the top bit clear (x86 lowers it to
+// pmaddubsw, which reads it unsigned), so the kernel multiplies by w + 1 and subtracts Σ x:
+// Σ x·(w+1) − Σ x = Σ x·w, exact in int32 on every CPU, the same sums as the i16 path.
+@inline function decodePanelI8(scratch: usize, w: usize, n0: i32, N: i32, K: i32, K16: i32): void {
+  const R = (N + 3) >> 2;
+  for (let j = 0; j < NR; j++) {
+    const n = n0 + j;
+    const dst = scratch + <usize>(j * K16);
+    let k = 0;
+    if (n < N) {
+      const src = w + <usize>(n % R) * <usize>K;
+      const sh = (n / R) << 1;
+      for (; k + 16 <= K; k += 16) {
+        v128.store(dst + <usize>k, v128.and(i16x8.shr_u(v128.load(src + <usize>k), sh), i8x16.splat(3)));
+      }
+      for (; k < K; k++) store<i8>(dst + <usize>k, <i8>((<i32>load<u8>(src + <usize>k) >> sh) & 3));
+    }
+    for (; k < K16; k++) store<i8>(dst + <usize>k, 0);
+  }
+}
+
 // Shared body of the forward kernels. raw: store the int32 sums (M,N) instead of the rescaled f32.
 @inline function forwardBody(out: usize, xq: usize, sx: usize, w: usize, sw: usize, scratch: usize,
                              M: i32, N: i32, K: i32, group: i32, r0: i32, r1: i32, raw: bool): void {
@@ -53,8 +76,10 @@ const DX_MB: i32 = 256;
   const nseg = seg > 0 ? K8 / seg : 0; // K = 0: out = 0
   const swv = scratch + (<usize>(NR * K8) << 1); // nseg f32x4: the panel's scales per segment
   const p0 = scratch;
+  const K16 = (K8 + 15) & ~15;
   for (let n0 = 0; n0 < N; n0 += NR) {
-    decodePanelI16(scratch, w, n0, N, K, K8);
+    if (ASC_FEATURE_RELAXED_SIMD) decodePanelI8(scratch, w, n0, N, K, K16);
+    else decodePanelI16(scratch, w, n0, N, K, K8);
     const nv = min(NR, N - n0);
     if (!raw) {
       for (let g = 0; g < nseg; g++) {
@@ -76,6 +101,37 @@ const DX_MB: i32 = 256;
         let a00 = i32x4.splat(0), a01 = i32x4.splat(0), a02 = i32x4.splat(0), a03 = i32x4.splat(0);
         let a10 = i32x4.splat(0), a11 = i32x4.splat(0), a12 = i32x4.splat(0), a13 = i32x4.splat(0);
         const k1 = (g + 1) * seg;
+        if (ASC_FEATURE_RELAXED_SIMD) {
+          // 16 k a step; a segment ending 8 past a multiple of 16 takes its last 8 activations
+          // with load64_zero (never reading past the row)
+          let r0p = p0 + <usize>(g * seg), r1p = r0p + <usize>K16, r2p = r1p + <usize>K16, r3p = r2p + <usize>K16;
+          let xa1 = x0 + <usize>(g * seg), xb1 = x1 + <usize>(g * seg);
+          const ones = i8x16.splat(1);
+          let sa = i32x4.splat(0), sb = i32x4.splat(0);
+          for (let k = g * seg; k < k1; k += 16) {
+            const w0 = v128.load(r0p);
+            const w1 = v128.load(r1p);
+            const w2 = v128.load(r2p);
+            const w3 = v128.load(r3p);
+            const tail = k + 16 > k1;
+            const xa = tail ? v128.load64_zero(xa1) : v128.load(xa1);
+            a00 = i32x4.relaxed_dot_i8x16_i7x16_add_s(xa, w0, a00);
+            a01 = i32x4.relaxed_dot_i8x16_i7x16_add_s(xa, w1, a01);
+            a02 = i32x4.relaxed_dot_i8x16_i7x16_add_s(xa, w2, a02);
+            a03 = i32x4.relaxed_dot_i8x16_i7x16_add_s(xa, w3, a03);
+            sa = i32x4.relaxed_dot_i8x16_i7x16_add_s(xa, ones, sa);
+            const xb = tail ? v128.load64_zero(xb1) : v128.load(xb1);
+            a10 = i32x4.relaxed_dot_i8x16_i7x16_add_s(xb, w0, a10);
+            a11 = i32x4.relaxed_dot_i8x16_i7x16_add_s(xb, w1, a11);
+            a12 = i32x4.relaxed_dot_i8x16_i7x16_add_s(xb, w2, a12);
+            a13 = i32x4.relaxed_dot_i8x16_i7x16_add_s(xb, w3, a13);
+            sb = i32x4.relaxed_dot_i8x16_i7x16_add_s(xb, ones, sb);
+            r0p += 16; r1p += 16; r2p += 16; r3p += 16; xa1 += 16; xb1 += 16;
+          }
+          // Σ x·(w+1) − Σ x: every output's lanes lose the lanes of Σ x
+          a00 = i32x4.sub(a00, sa); a01 = i32x4.sub(a01, sa); a02 = i32x4.sub(a02, sa); a03 = i32x4.sub(a03, sa);
+          a10 = i32x4.sub(a10, sb); a11 = i32x4.sub(a11, sb); a12 = i32x4.sub(a12, sb); a13 = i32x4.sub(a13, sb);
+        } else {
         let q0 = p0 + (<usize>(g * seg) << 1), q1 = q0 + (<usize>K8 << 1), q2 = q1 + (<usize>K8 << 1), q3 = q2 + (<usize>K8 << 1);
         let xa0 = x0 + <usize>(g * seg), xb0 = x1 + <usize>(g * seg);
         for (let k = g * seg; k < k1; k += 8) {
@@ -94,6 +150,7 @@ const DX_MB: i32 = 256;
           a12 = i32x4.add(a12, i32x4.dot_i16x8_s(xb, w2));
           a13 = i32x4.add(a13, i32x4.dot_i16x8_s(xb, w3));
           q0 += 16; q1 += 16; q2 += 16; q3 += 16; xa0 += 8; xb0 += 8;
+        }
         }
         t0 = hsum4(a00, a01, a02, a03);
         t1 = hsum4(a10, a11, a12, a13);

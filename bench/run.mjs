@@ -33,7 +33,8 @@ function report(name, result) {
 
 async function main() {
   const available = readdirSync(benchDir).filter((f) => f.endsWith(SUFFIX)).map((f) => f.slice(0, -SUFFIX.length)).sort();
-  const wanted = process.argv.slice(2);
+  // bench names; `--flag value` pairs are left for the benches to read (e.g. `lora --layers 4`)
+  const wanted = process.argv.slice(2).filter((a, i, all) => !a.startsWith('--') && !(i > 0 && all[i - 1].startsWith('--')));
   const unknown = wanted.filter((n) => !available.includes(n));
   if (unknown.length) {
     console.error(`bench/run.mjs: no bench named ${unknown.join(', ')}; available: ${available.join(', ') || '(none)'}`);
@@ -53,6 +54,7 @@ async function main() {
       const file = join(resultsDir, `${name}.json`);
       writeFileSync(file, JSON.stringify({ name, date: new Date().toISOString(), host, seconds, ...result }, null, 2) + '\n');
       console.log(`\n${name}: ${seconds} s, results in ${file}`);
+      if (typeof result.jsonLine === 'string') console.log(result.jsonLine); // a machine-readable summary, last
     } catch (err) {
       failed++;
       console.error(`\nbench ${name} failed: ${err?.stack ?? err}`);

@@ -1,6 +1,7 @@
 // After `asc`, embed the kernel binaries in a generated TypeScript module, so every runtime
 // (Node, Deno, Bun, browsers, bundlers) gets the bytes with a plain import and no file access.
 // Writes src/generated/kernels-wasm.ts (gitignored; made by `npm run build:wasm`).
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,6 +18,20 @@ if (!existsSync(single)) {
 const b64 = (file) => readFileSync(file).toString('base64');
 const singleB64 = b64(single);
 const sharedB64 = existsSync(shared) ? b64(shared) : '';
+// the relaxed-SIMD builds of the same kernels (i32x4.relaxed_dot_i8x16_i7x16_add_s in the ternary
+// forward), chosen at start-up where the runtime validates them (src/backend/wasm/host.ts)
+const relaxed = join(root, 'build/kernels-relaxed.wasm');
+const relaxedShared = join(root, 'build/kernels-relaxed-mt.wasm');
+for (const target of ['relaxed', 'relaxed-shared']) {
+  const asc = join(root, 'node_modules/assemblyscript/bin/asc.js');
+  const r = spawnSync(process.execPath, [asc, '--config', 'asconfig.json', '--target', target], { cwd: root, stdio: 'inherit' });
+  if (r.status !== 0) {
+    console.error(`embed-wasm: asc --target ${target} failed`);
+    process.exit(1);
+  }
+}
+const relaxedB64 = b64(relaxed);
+const relaxedSharedB64 = b64(relaxedShared);
 
 mkdirSync(dirname(outFile), { recursive: true });
 writeFileSync(
@@ -25,6 +40,10 @@ writeFileSync(
     `/** build/kernels.wasm (single-threaded, SIMD), base64. */\n` +
     `export const kernelsWasmBase64 = '${singleB64}';\n` +
     `/** build/kernels-mt.wasm (shared memory, threads), base64; '' when it was not built. */\n` +
-    `export const kernelsMtWasmBase64: string = '${sharedB64}';\n`,
+    `export const kernelsMtWasmBase64: string = '${sharedB64}';\n` +
+    `/** build/kernels-relaxed.wasm (SIMD + relaxed SIMD), base64. */\n` +
+    `export const kernelsRelaxedWasmBase64: string = '${relaxedB64}';\n` +
+    `/** build/kernels-relaxed-mt.wasm (threads + relaxed SIMD), base64. */\n` +
+    `export const kernelsRelaxedMtWasmBase64: string = '${relaxedSharedB64}';\n`,
 );
 console.log(`embed-wasm: ${outFile} (kernels.wasm ${readFileSync(single).length} bytes${sharedB64 ? `, kernels-mt.wasm ${readFileSync(shared).length} bytes` : ', no kernels-mt.wasm'})`);

@@ -6,6 +6,7 @@
 import { BackendError, type Floats, type Ptr } from '../backend.js';
 import * as check from '../checks.js';
 import { kernelsMtWasmBytes, kernelsWasmBytes } from '../../runtime/wasm-bytes.js';
+import { kernelsRelaxedMtWasmBase64, kernelsRelaxedWasmBase64 } from '../../generated/kernels-wasm.js';
 import { ThreadPool, POOL_CONTROL_BYTES } from '../../runtime/pool.js';
 import { KERNEL_NAMES, kernelExports, kernelImports, type KernelExports, type KernelName } from './kernels.js';
 
@@ -27,6 +28,77 @@ export interface WasmBackendOptions {
   threads?: number;
   /** Largest memory a threaded backend may grow to, in bytes (default 2 GiB; shared memories reserve it up front). */
   maxSharedBytes?: number;
+  /**
+   * Use the relaxed-SIMD build (`i32x4.relaxed_dot_i8x16_i7x16_add_s` in the int8 × ternary
+   * forward: exact for ternary weights, so the same bits) where the runtime validates it.
+   * Default true (auto-detected: Chromium, Deno, Node ≥ 22); false forces the plain SIMD kernels.
+   */
+  relaxedSimd?: boolean;
+}
+
+function decodeBase64(b64: string): Uint8Array {
+  const bin = atob(b64);
+  const bytes = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+  return bytes;
+}
+
+/** Modules compiled from a relaxed-SIMD build (so a backend knows which kernels it runs). */
+const relaxedModules = new WeakSet<WebAssembly.Module>();
+let relaxedVerdict: boolean | undefined;
+
+/**
+ * The start-up check of the relaxed build: one int8 × ternary forward (2 rows, 5 outputs, K = 24,
+ * negative activations, all three codes) must give the plain kernels' bits. A runtime that
+ * validates the instruction but computes it otherwise (Node 20's --experimental-wasm-relaxed-simd
+ * implements an older draft) is refused, and the plain kernels run.
+ */
+function sameForward(plain: WebAssembly.Instance, plainMem: WebAssembly.Memory, relaxed: WebAssembly.Instance, relaxedMem: WebAssembly.Memory): boolean {
+  const outs = ([[plain, plainMem], [relaxed, relaxedMem]] as const).map(([inst, memory]) => {
+    const e = inst.exports as Record<string, (...a: number[]) => number>;
+    const base = Math.ceil(e.heap_base!() / 64) * 64;
+    const [M, N, K] = [2, 5, 24];
+    const xq = base, sx = base + 64, w = base + 128, sw = base + 320, scratch = base + 384, out = base + 768;
+    const u8 = new Uint8Array(memory.buffer);
+    const f32 = new Float32Array(memory.buffer);
+    u8.fill(0, base, out + 64);
+    for (let i = 0; i < M * K; i++) u8[xq + i] = ((i * 37) % 256) ^ 0x80;
+    f32[sx >> 2] = 1; f32[(sx >> 2) + 1] = 0.5; f32[sw >> 2] = 2;
+    for (let i = 0; i < 2 * K; i++) u8[w + i] = ((i * 7) % 3) | (((i + 1) % 3) << 2) | (((i * 5 + 2) % 3) << 4) | (((i + 2) % 3) << 6); // codes w + 1 in {0, 1, 2}
+    e.ternary_forward!(out, xq, sx, w, sw, scratch, M, N, K, N * K, 0, M);
+    return Array.from(new Uint32Array(memory.buffer, out, M * N));
+  });
+  return outs[0]!.every((v, i) => v === outs[1]![i]);
+}
+
+function instantiateSync(bytes: Uint8Array): { instance: WebAssembly.Instance; memory: WebAssembly.Memory } {
+  const module = new WebAssembly.Module(bytes as BufferSource);
+  const memory = new WebAssembly.Memory({ initial: 2, maximum: MAX_PAGES });
+  return { instance: new WebAssembly.Instance(module, kernelImports(module, memory)), memory };
+}
+
+/**
+ * The relaxed-SIMD kernel module (threads: the shared-memory build) when this runtime validates
+ * it and passes the start-up check (`sameForward`), else null (Node 20, Bun, older browsers).
+ */
+export function relaxedKernelsBytes(shared: boolean): Uint8Array | null {
+  const single = kernelsRelaxedWasmBase64 ? decodeBase64(kernelsRelaxedWasmBase64) : null;
+  if (relaxedVerdict === undefined) {
+    relaxedVerdict = false;
+    try {
+      if (single && WebAssembly.validate(single as BufferSource)) {
+        const p = instantiateSync(kernelsWasmBytes());
+        const r = instantiateSync(single);
+        relaxedVerdict = sameForward(p.instance, p.memory, r.instance, r.memory);
+      }
+    } catch {
+      relaxedVerdict = false;
+    }
+  }
+  if (!relaxedVerdict) return null;
+  if (!shared) return single;
+  const mt = kernelsRelaxedMtWasmBase64 ? decodeBase64(kernelsRelaxedMtWasmBase64) : null;
+  return mt && WebAssembly.validate(mt as BufferSource) ? mt : null;
 }
 
 const PAGE_BYTES = 65536;
@@ -44,25 +116,31 @@ export interface LoadedKernels {
   module: WebAssembly.Module;
   instance: WebAssembly.Instance;
   memory: WebAssembly.Memory;
+  /** Whether this is the relaxed-SIMD build. */
+  relaxed?: boolean;
 }
 
 /** Compile and instantiate the single-threaded build synchronously (not on a browser's main thread). */
-export function loadKernelsSync(): LoadedKernels {
-  const module = new WebAssembly.Module(kernelsWasmBytes() as BufferSource);
+export function loadKernelsSync(relaxedSimd = true): LoadedKernels {
+  const relaxed = relaxedSimd ? relaxedKernelsBytes(false) : null;
+  const module = new WebAssembly.Module((relaxed ?? kernelsWasmBytes()) as BufferSource);
+  if (relaxed) relaxedModules.add(module);
   const memory = new WebAssembly.Memory({ initial: 1, maximum: MAX_PAGES });
-  return { module, instance: new WebAssembly.Instance(module, kernelImports(module, memory)), memory };
+  return { module, instance: new WebAssembly.Instance(module, kernelImports(module, memory)), memory, relaxed: relaxed !== null };
 }
 
 /** Compile and instantiate the single-threaded build, or with `shared` the shared-memory build. */
-export async function loadKernels(shared: boolean, maxSharedBytes = 2 ** 31): Promise<LoadedKernels> {
-  const bytes = shared ? kernelsMtWasmBytes() : kernelsWasmBytes();
+export async function loadKernels(shared: boolean, maxSharedBytes = 2 ** 31, relaxedSimd = true): Promise<LoadedKernels> {
+  const relaxed = relaxedSimd ? relaxedKernelsBytes(shared) : null;
+  const bytes = relaxed ?? (shared ? kernelsMtWasmBytes() : kernelsWasmBytes());
   if (!bytes) throw new BackendError('wasm backend: threads > 1 needs build/kernels-mt.wasm (run npm run build:wasm)');
   const module = await WebAssembly.compile(bytes as BufferSource);
   const memory = shared
     ? new WebAssembly.Memory({ initial: 1, maximum: Math.min(MAX_PAGES, Math.ceil(maxSharedBytes / PAGE_BYTES)), shared: true })
     : new WebAssembly.Memory({ initial: 1, maximum: MAX_PAGES });
+  if (relaxed) relaxedModules.add(module);
   const instance = await WebAssembly.instantiate(module, kernelImports(module, memory));
-  return { module, instance, memory };
+  return { module, instance, memory, relaxed: relaxed !== null };
 }
 
 /** Memory, views and dispatch of the wasm backend; the kernels are methods of `WasmBackend`. */
@@ -81,6 +159,8 @@ export abstract class WasmKernelHost {
   readonly controlByte: number;
   /** True once `dispose()` ran; every method then throws. */
   disposed = false;
+  /** Whether the kernels are the relaxed-SIMD build (see `WasmBackendOptions.relaxedSimd`). */
+  readonly relaxedSimd: boolean;
 
   protected constructor(
     /** The compiled kernel module (a thread pool instantiates it in each worker). */
@@ -91,6 +171,7 @@ export abstract class WasmKernelHost {
     opts: WasmBackendOptions,
   ) {
     this.k = kernelExports(instance);
+    this.relaxedSimd = relaxedModules.has(module);
     this.splits = Math.max(1, Math.floor(opts.splits ?? 1));
     // [0, heap_base) is the module's static data; then the reduction scratch; then user memory
     this.scratchByte = Math.ceil(this.k.heapBase / 64) * 64;

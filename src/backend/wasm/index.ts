@@ -30,14 +30,14 @@ export class WasmBackend extends WasmKernelHost implements Backend {
   /** Compile and instantiate synchronously (not allowed for large modules on a browser's main thread). */
   static createSync(opts: WasmBackendOptions = {}): WasmBackend {
     if ((opts.threads ?? 1) > 1) throw new Error('WasmBackend.createSync: threads > 1 needs the asynchronous createWasmBackend({ threads })');
-    const { module, instance, memory } = loadKernelsSync();
+    const { module, instance, memory } = loadKernelsSync(opts.relaxedSimd ?? true);
     return new WasmBackend(module, instance, memory, opts);
   }
 
   /** @internal Used by {@link createWasmBackend}. */
   static async create(opts: WasmBackendOptions = {}): Promise<WasmBackend> {
     const threads = await resolveThreads(opts.threads ?? 1, 'wasm backend');
-    const { module, instance, memory } = await loadKernels(threads > 1, opts.maxSharedBytes);
+    const { module, instance, memory } = await loadKernels(threads > 1, opts.maxSharedBytes, opts.relaxedSimd ?? true);
     const backend = new WasmBackend(module, instance, memory, opts);
     if (threads > 1) await backend.startPool(threads);
     return backend;
