@@ -439,10 +439,6 @@ export class WebGpuBackend implements Backend {
    * f64: WGSL has no f64, and its f32 cos/sin are accurate to 2^-11 only. A one-off per model,
    * not a per-step kernel.
    */
-  ropeTableScaled(_table: Ptr, _T: number, _hs: number, _theta: number, _scaling: RopeScaling): void {
-    throw new Error('webgpu backend: ropeTableScaled is not implemented yet');
-  }
-
   ropeTable(table: Ptr, T: number, hs: number, theta: number): void {
     check.checkRopeTable(this, table, T, hs, theta);
     const half = hs / 2;
@@ -452,6 +448,30 @@ export class WebGpuBackend implements Backend {
         const angle = t * Math.pow(theta, (-2 * i) / hs);
         rows[t * hs + i] = Math.cos(angle);
         rows[t * hs + half + i] = Math.sin(angle);
+      }
+    }
+    this.write(table, rows);
+  }
+
+  /** The scaled table (`Backend.ropeTableScaled`), on the host in f64 as `ropeTable`. */
+  ropeTableScaled(table: Ptr, T: number, hs: number, theta: number, scaling: RopeScaling): void {
+    check.checkRopeScaling(this, table, T, hs, theta, scaling);
+    const half = hs / 2;
+    const inv = Array.from({ length: half }, (_, i) => {
+      const f = Math.pow(theta, (-2 * i) / hs);
+      if (scaling.kind === 'linear') return f / scaling.factor;
+      const { factor, lowFreqFactor: lo, highFreqFactor: hi, originalMaxPositions: old } = scaling;
+      const wl = (2 * Math.PI) / f;
+      if (wl > old / lo) return f / factor;
+      if (wl < old / hi) return f;
+      const smooth = (old / wl - lo) / (hi - lo);
+      return ((1 - smooth) * f) / factor + smooth * f;
+    });
+    const rows = new Float32Array(T * hs);
+    for (let t = 0; t < T; t++) {
+      for (let i = 0; i < half; i++) {
+        rows[t * hs + i] = Math.cos(t * inv[i]!);
+        rows[t * hs + half + i] = Math.sin(t * inv[i]!);
       }
     }
     this.write(table, rows);
