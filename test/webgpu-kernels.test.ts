@@ -333,6 +333,16 @@ describe.skipIf(!found.gpu)(`webgpu kernels vs the js reference (${found.gpu?.ad
     await pair.check('fdx', 1e-5, 1e-6);
   });
 
+  it('bad input: memory beyond the adapter limit and a lost device give one error naming the adapter and --backend wasm', async () => {
+    expect(() => gpu.reserve(2 ** 31)).toThrow(/exceed the adapter's maxStorageBufferBindingSize\/maxBufferSize of \d+ bytes \(adapter .+\).*--backend wasm/);
+    const { createWebGpuBackend } = await import('../gpu/index.js');
+    const lost = await createWebGpuBackend({ initialCapacity: 1024 });
+    (lost as unknown as { gpu: { device: GPUDevice } }).gpu.device.destroy(); // as a driver reset would
+    await new Promise((r) => setTimeout(r, 50));
+    expect(() => lost.fill(lost.base, 4, 1)).toThrow(/webgpu backend \(adapter .+\): the GPU device was lost .*--backend wasm/);
+    await expect(lost.read(lost.base, 4)).rejects.toThrow(/device was lost/);
+  });
+
   it('bad input: a wrong pointer throws before anything is recorded; synchronous reads name the async ones', () => {
     expect(() => gpu.add(gpu.capacity - 2, gpu.base, gpu.base, 8)).toThrow(/webgpu backend add: out = .* beyond capacity/);
     expect(() => gpu.readSync(gpu.base, 4)).toThrow(/cannot be read synchronously; use `await backend.read/);
