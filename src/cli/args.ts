@@ -197,7 +197,7 @@ Usage:
   bitnet-train train [options]            train a model (defaults: the bundled tinyshakespeare corpus)
   bitnet-train sample --ckpt DIR [opts]   generate text from a checkpoint
   bitnet-train convert --from DIR [opts]  fine-tune a full-precision checkpoint into a ternary one
-  bitnet-train train --from-hf DIR [opts] fine-tune a Hugging Face LLaMA / BitNet directory (also: sample, convert, distill, analyze --from-hf)
+  bitnet-train train --from-hf DIR [opts] fine-tune a Hugging Face LLaMA or BitNet (sample, convert too)
   bitnet-train distill --teacher DIR [..] train a ternary student on a teacher's logits
   bitnet-train calibrate --ckpt DIR       static activation scales for a checkpoint
   bitnet-train analyze --ckpt DIR         per-layer quantisation sensitivity (ranked table + JSON)
