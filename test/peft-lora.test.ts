@@ -251,3 +251,37 @@ describe('PEFT adapter files', () => {
     await expect(loadAdapter(fs, 'nowhere')).rejects.toThrow(/adapter_config\.json is missing/);
   });
 });
+
+describe('LoRA on a Hugging Face LLaMA with grouped-query attention (the --from-hf path)', () => {
+  it('loads the fixture tiny-llama-gqa as a frozen base, adapts q/k/v/o/gate/up/down and lowers the loss', async () => {
+    const { readFileSync } = await import('node:fs');
+    const { llamaConfigFromHf } = await import('../src/nn/hf-config.js');
+    const { LlamaModel } = await import('../src/nn/llama.js');
+    const { readHfWeights } = await import('../src/io/hf/weights.js');
+    const { hfFilesFromFileSystem } = await import('../src/io/hf/source.js');
+    const { getDefaultFileSystem } = await import('../src/runtime/fs.js');
+    const dir = '../shared/fixtures/hf/tiny-llama-gqa';
+    const spec = llamaConfigFromHf(JSON.parse(readFileSync(`${dir}/config.json`, 'utf8')));
+    const probe = new LlamaModel(spec.config);
+    const { values } = await readHfWeights(probe, hfFilesFromFileSystem(await getDefaultFileSystem(), dir), spec);
+    const { WasmBackend } = await import('../src/backend/wasm/index.js');
+    const heap = new Heap(WasmBackend.createSync());
+    const model = PeftModel.build({ model: { family: 'llama', config: spec.config }, lora: resolveLoraConfig({ r: 4, target_modules: 'all-linear' }) }).materialize(heap, new Rng(1));
+    model.loadBase(new Map([...values].map(([k, v]) => [k, { shape: probe.params.getParam(k).shape, data: v }])), dir);
+    expect(model.targets).toHaveLength(2 * 7);
+    expect(model.params.getParam('model.layers.0.self_attn.k_proj.lora_B.weight').shape).toEqual([32, 4]); // 2 kv heads of 16
+    const opt = new AdamW(model.params, { lr: 1e-2, weightDecay: 0 });
+    const tokens = Int32Array.from({ length: 32 }, (_, i) => (i * 7) % 97);
+    const targets = Int32Array.from({ length: 32 }, (_, i) => (i * 7 + 7) % 97);
+    const losses: number[] = [];
+    for (let s = 0; s < 15; s++) {
+      opt.zeroGrad();
+      const { loss } = model.forward(heap.indices(tokens, [2, 16]), heap.indices(targets, [2, 16]));
+      losses.push(loss!.itemSync());
+      loss!.backward();
+      opt.step();
+      heap.resetArena();
+    }
+    expect(losses[14]!).toBeLessThan(losses[0]! - 0.5);
+  });
+});
