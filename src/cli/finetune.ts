@@ -252,7 +252,7 @@ export async function mergeCommand(argv: readonly string[], io: CliIO): Promise<
 
 /** `bitnet-train finetune --help`. */
 export function finetuneHelp(): string {
-  return `Usage: bitnet-train finetune (--from DIR | --from-hf DIR) --data FILE --out DIR [--peft lora|qlora] [options]
+  return `Usage: bitnet-train finetune (--from DIR | --from-hf DIR) --data FILE --out DIR [--peft lora|qlora|adalora|prefix|p-tuning-v2|prompt|bitfit] [options]
 
 Parameter-efficient fine-tuning: the base is frozen (a BitLinear base stays packed, 2 bits a
 weight; QLoRA keeps a full-precision base in NF4); only the LoRA adapters (and what --lora-bias
