@@ -6,7 +6,7 @@
 // val loss over 100 batches. Both arms see the same batches; the bitnet MLP width is 352 so that
 // both models have about the same number of parameters (3·128·352 ≈ 2·128·512).
 //
-//   npm run build && node examples/hf-family-reference.mjs [--iters 2000] [--threads 1] [--only gpt|bitnet]
+//   npm run build && node examples/hf-family-reference.mjs [--iters 2000] [--threads 1] [--only gpt|bitnet|bitnet-silu]
 import { readFileSync } from 'node:fs';
 import { AdamW, GPT, Heap, LlamaModel, Rng, TextDataset, Trainer, createBackend } from '../dist/index.js';
 
@@ -24,6 +24,8 @@ const V = dataset.tokenizer.vocabSize;
 const families = {
   gpt: () => new GPT({ vocabSize: V, contextLength: 64, layers: 4, heads: 4, dim: 128, bitlinear: true, bitlinearOptions: { norm: false } }),
   bitnet: () => new LlamaModel({ family: 'bitnet', vocabSize: V, contextLength: 64, layers: 4, heads: 4, dim: 128, hidden: 352 }),
+  // the same with SwiGLU: the BitNet llama.cpp's `bitnet` graph computes (exportable to llama.cpp)
+  'bitnet-silu': () => new LlamaModel({ family: 'bitnet', vocabSize: V, contextLength: 64, layers: 4, heads: 4, dim: 128, hidden: 352, act: 'silu' }),
 };
 
 for (const [name, make] of Object.entries(families)) {
