@@ -419,7 +419,8 @@ export class WebGpuBackend implements Backend {
 
   ternaryBackwardDx(dx: Ptr, dy: Ptr, packed: Ptr, sw: Ptr, scratch: Ptr, M: number, N: number, K: number, group: number): void {
     qcheck.checkTernaryBackwardDx(this, dx, dy, packed, sw, scratch, 0, M, N, K, group);
-    this.run('ternary_backward_dx', groups(M * K), [M * K, dx, dy, packed, sw, N, K, group, (N + 3) >> 2]);
+    const lanes = M * Math.ceil(K / 4);
+    this.run('ternary_backward_dx', groups(lanes), [lanes, dx, dy, packed, sw, N, K, group, (N + 3) >> 2]);
   }
 
   steClippedWeights(dw: Ptr, dwq: Ptr, w: Ptr, scales: Ptr, N: number, K: number, group: number): void {

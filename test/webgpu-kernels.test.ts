@@ -245,14 +245,15 @@ describe.skipIf(!found.gpu)(`webgpu kernels vs the js reference (${found.gpu?.ad
     }
   });
 
-  it('the ternary forward with odd K (K8 padding) agrees with and without dot4I8Packed', async () => {
+  it('the ternary forward and dX with odd K (K8 padding, unaligned packed rows) agree with js, the forward with and without dot4I8Packed', async () => {
     const M = 3, N = 6, K = 21, K8 = 24, R = 2;
     const { createWebGpuBackend } = await import('../gpu/index.js');
     const plain = await createWebGpuBackend({ packedDot: false });
     try {
       const p2 = new Pair(plain);
       for (const pp of [pair, p2]) {
-        pp.alloc('tw', N * K).alloc('ts', 1).alloc('tpk', R * K).alloc('tx', M * K).alloc('txq', M * K8).alloc('tsx', M).alloc('ty', M * N);
+        pp.alloc('tw', N * K).alloc('ts', 1).alloc('tpk', R * K).alloc('tx', M * K).alloc('txq', M * K8).alloc('tsx', M).alloc('ty', M * N)
+          .alloc('tdx', M * K);
       }
       const w = Array.from({ length: N * K }, () => rng.normal());
       const x = Array.from({ length: M * K }, () => rng.normal());
@@ -263,8 +264,10 @@ describe.skipIf(!found.gpu)(`webgpu kernels vs the js reference (${found.gpu?.ad
           be.ternaryPack(p('tpk'), p('tw'), p('ts'), N, K, N * K);
           be.quantizeActivations(p('txq'), p('tsx'), p('tx'), M, K);
           be.ternaryForward(p('ty'), p('txq'), p('tsx'), p('tpk'), p('ts'), 0, M, N, K, N * K);
+          be.ternaryBackwardDx(p('tdx'), p('ty'), p('tpk'), p('ts'), 0, M, N, K, N * K); // unaligned packed rows, K % 4 != 0
         });
         await pp.check('ty', 1e-5, 1e-6);
+        await pp.check('tdx', 1e-5, 1e-6);
       }
       const a = await pair.gpu.read(pair.p('ty'), M * N), b = await plain.read(p2.p('ty'), M * N);
       expect(Array.from(a)).toEqual(Array.from(b));

@@ -143,18 +143,46 @@ export const QUANT: Record<string, string> = {
   let b = P[2] * 4u + m * ((K + 7u) & ~7u) + k;
   let q = sbyte(mem[b >> 2u], b & 3u);
   st(P[1] + i, f32(q) / ld(P[3] + m));`),
-  // dx (M,K) += dy (M,N) * (Wq / sw): a lane per (m, k), n in order, each term f32(dy * f32(1/sw)) * Wq.
-  // P: 0 M*K, 1 dx, 2 dy, 3 packed, 4 sw, 5 N, 6 K, 7 group, 8 R
+  // dx (M,K) += dy (M,N) * (Wq / sw): a lane per (m, 4 consecutive k), n in order (n = q*R + r:
+  // q outer, packed row r inner), each term f32(dy * f32(1/sw)) * Wq. One 4-byte load of packed
+  // codes and one dy serve 4 outputs; the scale index advances with n without an integer
+  // division, and 1/sw is recomputed only when it changes (per-group scales: G % 16 == 0, so the
+  // 4 k of a lane share their scale).
+  // P: 0 M*ceil(K/4), 1 dx, 2 dy, 3 packed, 4 sw, 5 N, 6 K, 7 group, 8 R
   ternary_backward_dx: elementwise(`
   let N = P[5]; let K = P[6]; let group = P[7]; let R = P[8];
-  let m = i / K; let k = i % K;
-  var acc = 0.0;
-  for (var n = 0u; n < N; n++) {
-    let c = (byte_at(P[3] * 4u + (n % R) * K + k) >> (2u * (n / R))) & 3u;
-    let t = ld(P[2] + m * N + n) * (1.0 / ld(P[4] + scale_index(n, k, K, group)));
-    acc = acc + (f32(c) - 1.0) * t;
+  let K4 = (K + 3u) / 4u;
+  let m = i / K4; let k = (i % K4) * 4u;
+  let wcol = P[3] * 4u + k;
+  let dyrow = P[2] + m * N;
+  let perRows = group >= K;
+  let rowsPerScale = select(1u, group / K, perRows);
+  let scalesPerRow = select(K / group, 1u, perRows);
+  let kOffset = select(k / group, 0u, perRows);
+  var sidx = kOffset;
+  var left = rowsPerScale;
+  var inv = 1.0 / ld(P[4] + sidx);
+  var acc = vec4<f32>(0.0);
+  var n = 0u;
+  for (var q = 0u; q < 4u; q++) {
+    for (var r = 0u; r < R; r++) {
+      if (n >= N) { break; }
+      let codes = (quad_at(wcol + r * K) >> (2u * q)) & 0x03030303u;
+      let w = vec4<f32>(f32(codes & 3u), f32((codes >> 8u) & 3u), f32((codes >> 16u) & 3u), f32(codes >> 24u)) - vec4<f32>(1.0);
+      acc = acc + w * (ld(dyrow + n) * inv);
+      n++;
+      if (perRows) {
+        left--;
+        if (left == 0u) { left = rowsPerScale; sidx++; if (n < N) { inv = 1.0 / ld(P[4] + sidx); } }
+      } else if (n < N) {
+        sidx = n * scalesPerRow + kOffset;
+        inv = 1.0 / ld(P[4] + sidx);
+      }
+    }
   }
-  st(P[1] + i, ld(P[1] + i) + acc);`),
+  for (var j = 0u; j < 4u; j++) {
+    if (k + j < K) { let o = P[1] + m * K + k + j; st(o, ld(o) + acc[j]); }
+  }`),
   // dw (N,K) += dwq where |w*s| <= 1. P: 0 N*K, 1 dw, 2 dwq, 3 w, 4 scales, 5 K, 6 group
   ste_clipped_weights: elementwise(`
   let K = P[5]; let n = i / K; let k = i % K;
