@@ -33,6 +33,8 @@ describe.skipIf(!hasChromium && !process.env.CI)('the browser fine-tuning page (
   let baseUrl = '';
   let dataUrl = '';
   let nodeLosses: number[] = [];
+  let hfUrl = '';
+  let nodeHfLosses: number[] = [];
 
   beforeAll(async () => {
     if (!chromiumPath()) throw new Error('Chromium is not installed (apt-get install chromium); CI=true requires it');
@@ -57,6 +59,24 @@ describe.skipIf(!hasChromium && !process.env.CI)('the browser fine-tuning page (
       lora: { r: 4, lora_alpha: 8, target_modules: 'all-linear' },
     }, { onStep: (s) => void losses.push(s.loss) }, { fs });
     nodeLosses = losses;
+    // a Hugging Face LLaMA folder (the GQA fixture) with a character-level tokenizer.json over the text
+    const hfDir = join(WORK, 'hf');
+    mkdirSync(hfDir, { recursive: true });
+    for (const f of ['config.json', 'model.safetensors']) writeFileSync(join(hfDir, f), readFileSync(join(REPO_ROOT, '../shared/fixtures/hf/tiny-llama-gqa', f)));
+    const chars = [...new Set(text)].sort();
+    while (chars.length < 97) chars.push(`<unused${chars.length}>`);
+    writeFileSync(join(hfDir, 'tokenizer.json'), JSON.stringify({
+      version: '1.0', truncation: null, padding: null, added_tokens: [], normalizer: null, pre_tokenizer: null, post_processor: null, decoder: { type: 'Fuse' },
+      model: { type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: false, byte_fallback: false, vocab: Object.fromEntries(chars.map((c, i) => [c, i])), merges: [] },
+    }));
+    hfUrl = `/${relative(REPO_ROOT, hfDir)}/`;
+    const hfLosses: number[] = [];
+    await runFinetune({
+      ...DEFAULT_FINETUNE_OPTIONS, from: null, fromHf: hfDir, data, out: join(WORK, 'node-hf-run'), peft: 'lora', threads: 1, seed: 1337, iters: 6, lr: 3e-3,
+      warmup: Math.min(DEFAULT_FINETUNE_OPTIONS.warmup, Math.floor(6 / 4)), evalEvery: 0, evalIters: 2, logEvery: 1, unknownChars: 'drop',
+      lora: { r: 4, lora_alpha: 8, target_modules: 'all-linear' },
+    }, { onStep: (s) => void hfLosses.push(s.loss) }, { fs });
+    nodeHfLosses = hfLosses;
     const { serveStatic } = await import('../scripts/serve-example.mjs');
     server = await serveStatic({ isolate: true });
     browser = await launchChromium();
@@ -87,6 +107,25 @@ describe.skipIf(!hasChromium && !process.env.CI)('the browser fine-tuning page (
       expect(await page.isEnabled('#download')).toBe(true);
       mkdirSync(ARTIFACTS, { recursive: true });
       await page.screenshot({ path: join(ARTIFACTS, 'browser-finetune.png'), fullPage: true });
+    } catch (err) {
+      console.log(consoleLines.join('\n'));
+      throw err;
+    } finally {
+      await context.close();
+    }
+  }, 240_000);
+
+  it('takes a Hugging Face LLaMA folder (grouped-query attention, tokenizer.json) as the base: the same losses as Node', async () => {
+    const context = await browser.newContext();
+    const { page, consoleLines } = await openPage(context);
+    try {
+      await page.goto(`${server.url}/examples/browser/finetune.html?base=${hfUrl}&hf=1&data=${dataUrl}&autostart=1&steps=6&r=4&alpha=8&threads=2&evalIters=2&sampleTokens=20`);
+      await page.waitForFunction('(() => { const s = window.__finetune; return s && (s.errors.length > 0 || (s.done && s.sample !== null)); })()', undefined, { timeout: 180_000, polling: 100 });
+      const s = await page.evaluate(() => (window as unknown as { __finetune: FinetuneState }).__finetune);
+      expect(s.errors).toEqual([]);
+      expect(s.losses).toEqual(nodeHfLosses);
+      expect(s.header!.baseKind).toBe('dense');
+      expect(s.adapter!.keys).toContain('base_model.model.model.layers.0.self_attn.k_proj.lora_A.weight');
     } catch (err) {
       console.log(consoleLines.join('\n'));
       throw err;

@@ -11,6 +11,7 @@ let lib;
 let fs;
 let options;
 let tokenizerCache = null;
+let hf = false;
 const post = (message, transfer = []) => postMessage(message, transfer);
 
 const consoleWarn = console.warn.bind(console);
@@ -24,20 +25,31 @@ const DATA = '/corpus.txt';
 const OUT = '/run';
 
 async function start(m) {
-  lib ??= await import('../../dist/index.js');
+  if (!lib) {
+    lib = await import('../../dist/index.js');
+    // a worker has no import map: the tokenizer library of Hugging Face bases, by URL
+    if (typeof lib.useTokenizersLibrary === 'function') lib.useTokenizersLibrary(await import('../../node_modules/@huggingface/tokenizers/dist/tokenizers.mjs'));
+  }
   options = m.options;
   fs = new lib.MemoryFileSystem();
   await fs.mkdirp(BASE);
   const names = Object.keys(m.base.files);
-  for (const need of ['trainer.json', 'model.safetensors', 'optimizer.safetensors']) {
-    if (!names.includes(need)) throw new Error(`the base folder has no ${need}; pick a whole checkpoint folder of bitnet-train (e.g. runs/<name>/best: trainer.json, model.safetensors, optimizer.safetensors)`);
+  // a Hugging Face model folder (config.json, model.safetensors, tokenizer.json), or a checkpoint of bitnet-train
+  hf = names.includes('config.json') && !names.includes('trainer.json');
+  const needs = hf ? ['config.json', 'tokenizer.json'] : ['trainer.json', 'model.safetensors', 'optimizer.safetensors'];
+  for (const need of needs) {
+    if (!names.includes(need)) {
+      throw new Error(hf
+        ? `the Hugging Face folder has no ${need}; it needs config.json, model.safetensors (or its shards) and tokenizer.json`
+        : `the base folder has no ${need}; pick a whole checkpoint folder of bitnet-train (e.g. runs/<name>/best: trainer.json, model.safetensors, optimizer.safetensors) or a Hugging Face model folder`);
+    }
   }
   for (const [name, bytes] of Object.entries(m.base.files)) await fs.writeFileAtomic(`${BASE}/${name}`, bytes);
   await fs.writeFileAtomic(DATA, new TextEncoder().encode(m.corpus));
   const threads = lib.hasWasmSimd() && globalThis.crossOriginIsolated ? options.threads : 1;
   const run = {
     ...lib.DEFAULT_FINETUNE_OPTIONS,
-    from: BASE, data: DATA, out: OUT, peft: 'lora', threads, seed: options.seed, iters: options.steps,
+    from: hf ? null : BASE, fromHf: hf ? BASE : null, data: DATA, out: OUT, peft: 'lora', threads, seed: options.seed, iters: options.steps,
     lr: options.lr, warmup: Math.min(lib.DEFAULT_FINETUNE_OPTIONS.warmup, Math.floor(options.steps / 4)),
     evalEvery: options.evalEvery, evalIters: options.evalIters, logEvery: 1, unknownChars: options.unknownChars,
     lora: { r: options.r, lora_alpha: options.alpha, target_modules: options.targetModules },
@@ -59,7 +71,7 @@ async function sample(m) {
   const backend = await lib.createBackend('wasm', { threads: 1 });
   try {
     const heap = new lib.Heap(backend);
-    const { model, tokenizer } = await lib.loadAdaptedModel(fs, heap, BASE, `${OUT}/adapter`);
+    const { model, tokenizer } = await lib.loadAdaptedModel(fs, heap, BASE, `${OUT}/adapter`, { hf });
     tokenizerCache = tokenizer;
     const ids = lib.generate(model, heap, lib.promptIds(tokenizer, m.prompt || '\n'), { maxNewTokens: m.tokens, temperature: 0.8, topK: 0, rng: new lib.Rng(options.seed + 7) });
     post({ type: 'sample', text: tokenizerCache.decode(ids) });

@@ -87,8 +87,12 @@ async function fromUrls() {
   if (params.has('base')) {
     const url = params.get('base').replace(/\/?$/, '/');
     const files = {};
-    for (const name of ['trainer.json', 'model.safetensors', 'optimizer.safetensors']) {
+    // ?hf=1: a Hugging Face model folder (tokenizer_config.json optional)
+    const hf = params.get('hf') === '1';
+    const names = hf ? ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json'] : ['trainer.json', 'model.safetensors', 'optimizer.safetensors'];
+    for (const name of names) {
       const res = await fetch(url + name);
+      if (!res.ok && name === 'tokenizer_config.json') continue;
       if (!res.ok) throw new Error(`base ${url}${name}: HTTP ${res.status}`);
       files[name] = new Uint8Array(await res.arrayBuffer());
     }
