@@ -53,6 +53,31 @@ type ChunkMode = 'keep-space' | 'drop-space' | 'none';
 
 /** Characters per encoded chunk: small enough to show progress and keep the library's arrays short. */
 const CHUNK_CHARS = 1 << 16;
+/** Words longer than this are encoded without remembering their ids. */
+const MEMO_MAX_CHARS = 64;
+/** Words remembered at most (the memory is forgotten when full). */
+const MEMO_MAX_WORDS = 1 << 20;
+
+/** A growing array of ids. */
+class IdBuffer {
+  private arr: Int32Array;
+  private n = 0;
+  constructor(capacity: number) {
+    this.arr = new Int32Array(Math.max(16, capacity));
+  }
+  push(ids: Int32Array): void {
+    if (this.n + ids.length > this.arr.length) {
+      const grown = new Int32Array(Math.max(this.n + ids.length, this.arr.length * 2));
+      grown.set(this.arr.subarray(0, this.n));
+      this.arr = grown;
+    }
+    this.arr.set(ids, this.n);
+    this.n += ids.length;
+  }
+  result(): Int32Array {
+    return this.arr.slice(0, this.n);
+  }
+}
 
 interface SpecialTokenItem { SpecialToken?: { id?: unknown } }
 
@@ -153,6 +178,8 @@ export class HfTokenizer implements Tokenizer {
   readonly tokenizerConfig: Readonly<Record<string, unknown>>;
 
   private readonly lib: HfLibTokenizer;
+  /** Ids of words already encoded (see `encodeWords`). */
+  private readonly memo = new Map<string, Int32Array>();
   private readonly chunkMode: ChunkMode;
   private readonly cleanUpSpaces: boolean;
 
@@ -273,23 +300,49 @@ export class HfTokenizer implements Tokenizer {
 
   /** Encode `text` in chunks; `continuation`: it starts at a cut of a longer text (drop the space where the mode says so). */
   private encodeSegment(text: string, continuation: boolean, onProgress?: EncodeProgress): Int32Array {
-    const parts: Int32Array[] = [];
-    let total = 0;
+    if (this.chunkMode === 'none') {
+      const ids = this.encodeRaw(text, 0);
+      onProgress?.(text.length, text.length);
+      return ids;
+    }
+    const out = new IdBuffer(Math.ceil(text.length / 3) + 16);
     for (const [start, end, afterCut] of this.chunks(text)) {
-      const drop = (afterCut || (continuation && start === 0)) && this.chunkMode === 'drop-space';
-      const ids = this.encodeRaw(text.slice(start + (drop ? 1 : 0), end), start);
-      parts.push(ids);
-      total += ids.length;
+      this.encodeWords(text, start, end, afterCut || (continuation && start === 0), out);
       onProgress?.(end, text.length);
     }
-    if (parts.length === 1) return parts[0]!;
-    const out = new Int32Array(total);
-    let at = 0;
-    for (const p of parts) {
-      out.set(p, at);
-      at += p.length;
+    return out.result();
+  }
+
+  /**
+   * Encode text[start, end) word by word: it is cut at every place a cut keeps the whole text's
+   * ids (the chunk rule), and each word's ids are remembered, so a corpus costs one library call
+   * per distinct word (natural text repeats its words: tinyshakespeare has 169 k words, 42 k distinct).
+   */
+  private encodeWords(text: string, start: number, end: number, firstAfterCut: boolean, out: IdBuffer): void {
+    let from = start;
+    let afterCut = firstAfterCut;
+    for (let k = start + 1; k + 1 < end; k++) {
+      if (isCut(text, k)) {
+        out.push(this.encodeWord(text.slice(from, k), afterCut, from));
+        from = k;
+        afterCut = true;
+      }
     }
-    return out;
+    out.push(this.encodeWord(text.slice(from, end), afterCut, from));
+  }
+
+  /** The ids of one word (remembered); `afterCut`: it follows a cut (its leading space is dropped in drop-space mode). */
+  private encodeWord(word: string, afterCut: boolean, offset: number): Int32Array {
+    const drop = afterCut && this.chunkMode === 'drop-space';
+    if (word.length > MEMO_MAX_CHARS) return this.encodeRaw(drop ? word.slice(1) : word, offset);
+    const key = afterCut ? word : `\u0001${word}`;
+    let ids = this.memo.get(key);
+    if (ids === undefined) {
+      ids = this.encodeRaw(drop ? word.slice(1) : word, offset);
+      if (this.memo.size >= MEMO_MAX_WORDS) this.memo.clear();
+      this.memo.set(key, ids);
+    }
+    return ids;
   }
 
   /** `text` as the model sees a sequence: BOS first when `addBos`, EOS last when `addEos`. */
