@@ -78,7 +78,7 @@ export async function runTrainingCommand(io: CliIO, fs: FileSystem, layers: { ba
         const m = s.model;
         const kind = m.bitlinear ? 'BitLinear b1.58' : 'full precision';
         reporter.line(`model: ${(s.parameters / 1e6).toFixed(2)}M parameters | ${m.layers} layers, dim ${m.dim}, ${m.heads} heads, context ${m.contextLength}, vocab ${m.vocabSize} | ${kind}, ${m.norm} norm, ${m.mlp}, ${m.pos} positions`);
-        reporter.line(`data: ${s.config.data} | ${s.trainTokens} train / ${s.valTokens} val tokens (${s.config.tokenizer})`);
+        reporter.line(`data: ${s.config.data} | ${s.trainTokens} train / ${s.valTokens} val tokens (${s.config.tokenizerJson ?? s.config.tokenizer})`);
         const c = s.config;
         reporter.line(`training: ${c.iters} steps x ${c.batch * c.gradAccum} x ${c.context} tokens | ${c.optimizer} lr ${c.lr} (${c.schedule}, warmup ${c.warmup}) | backend ${s.backend}, ${s.threads} thread${s.threads === 1 ? '' : 's'}`);
         for (const q of s.qat) reporter.line(`qat: ${q}`);
