@@ -214,6 +214,7 @@ export async function runTraining(config: Partial<RunConfig> | Partial<RunConfig
   let lock: RunLock | undefined;
   try {
     backend = await createBackend(cfg.backend, { threads: cfg.threads ?? (await defaultThreads()) });
+    if (cfg.optimizer === 'sgd' && readsAreAsync(backend)) throw new Error(`optimizer 'sgd' reads its clipping factor synchronously, which the ${backend.name} backend cannot; use optimizer 'adamw' (the default) or --backend wasm`);
     const profiler = cfg.profile ? new StepProfiler(cfg.profileSteps) : undefined;
     const heap = new Heap(profiler ? profiler.wrapBackend(backend) : backend);
     profiler?.attachTape(heap.tape);

@@ -275,7 +275,8 @@ export class Trainer {
     const { lr, weightDecay, losses } = this.accumulateGradients((loss) => loss.item());
     const loss = this.meanLoss(await Promise.all(losses));
     const opt = this.optimizer;
-    const outcome = !Number.isFinite(loss) ? null : 'stepAsync' in opt ? await opt.stepAsync() : opt.step();
+    if (!('stepAsync' in opt)) throw new Error(`Trainer: the SGD optimizer reads its clipping factor synchronously, which the ${this.heap.backend.name} backend cannot; use AdamW or a CPU backend (--backend wasm)`);
+    const outcome = Number.isFinite(loss) ? await opt.stepAsync() : null;
     return this.finishStep(t0, lr, weightDecay, loss, outcome);
   }
 
