@@ -58,6 +58,13 @@ const MEMO_MAX_CHARS = 64;
 /** Words remembered at most (the memory is forgotten when full). */
 const MEMO_MAX_WORDS = 1 << 20;
 
+/** The parts of the library's Tokenizer that `encodeDirect` calls (public fields of its class). */
+interface LibInternals {
+  normalizer: ((text: string) => string) | null;
+  pre_tokenizer: ((text: string, options: { section_index: number }) => string[]) | null;
+  model: ((pieces: string[]) => string[]) & { tokens_to_ids: Map<string, number>; unk_token_id?: number };
+}
+
 /** A growing array of ids. */
 class IdBuffer {
   private arr: Int32Array;
@@ -180,6 +187,10 @@ export class HfTokenizer implements Tokenizer {
   private readonly lib: HfLibTokenizer;
   /** Ids of words already encoded (see `encodeWords`). */
   private readonly memo = new Map<string, Int32Array>();
+  /** Whether a word may go straight to the normalizer, pre-tokenizer and model (see the constructor). */
+  private readonly direct: boolean;
+  /** Contents of the added tokens (raw and normalized): a word holding one takes the full path. */
+  private readonly addedContents: string[] = [];
   private readonly chunkMode: ChunkMode;
   private readonly cleanUpSpaces: boolean;
 
@@ -253,6 +264,16 @@ export class HfTokenizer implements Tokenizer {
     const hasByteLevel = JSON.stringify(tokenizerJson.pre_tokenizer ?? null).includes('"ByteLevel"');
     const byteFallback = model.byte_fallback === true && this.lib.token_to_id('<0x00>') !== undefined && this.lib.token_to_id('<0xFF>') !== undefined;
     this.byteCoverage = hasByteLevel ? 'byte-level' : byteFallback ? 'byte-fallback' : 'none';
+    // a word without added tokens can skip the library's added-token splitter and post-processor
+    // (which, without special tokens, changes nothing for these post-processors): the same ids
+    const ppTypes = JSON.stringify(tokenizerJson.post_processor ?? null).match(/"type":"[A-Za-z]+"/g) ?? [];
+    this.direct = tokenizerConfig.remove_space !== true && tokenizerConfig.do_lowercase_and_remove_accent !== true
+      && ppTypes.every((t) => ['"type":"TemplateProcessing"', '"type":"ByteLevel"', '"type":"Sequence"'].includes(t));
+    const lib = this.lib as unknown as LibInternals;
+    for (const t of normalized.added_tokens as { content: string; normalized?: boolean; special?: boolean }[]) {
+      this.addedContents.push(t.content);
+      if ((t.normalized ?? !t.special) && lib.normalizer) this.addedContents.push(lib.normalizer(t.content));
+    }
     this.chunkMode = this.probeChunkMode(prependsToText(tokenizerJson) ? 'drop-space' : 'keep-space');
   }
 
@@ -353,7 +374,7 @@ export class HfTokenizer implements Tokenizer {
     const key = afterCut ? word : `\u0001${word}`;
     let ids = this.memo.get(key);
     if (ids === undefined) {
-      ids = this.encodeRaw(drop ? word.slice(1) : word, offset);
+      ids = this.encodeDirect(drop ? word.slice(1) : word, offset);
       if (this.memo.size >= MEMO_MAX_WORDS) this.memo.clear();
       this.memo.set(key, ids);
     }
@@ -411,6 +432,24 @@ export class HfTokenizer implements Tokenizer {
   }
 
   /** One library call, no special tokens; an unknown piece without an unk token is an error naming where it is. */
+  /** A word through the library's normalizer, pre-tokenizer and model directly, when that gives `encodeRaw`'s ids. */
+  private encodeDirect(word: string, offset: number): Int32Array {
+    if (!this.direct || word.length === 0 || this.addedContents.some((c) => word.includes(c))) return this.encodeRaw(word, offset);
+    const lib = this.lib as unknown as LibInternals;
+    const text = lib.normalizer ? lib.normalizer(word) : word;
+    if (text.length === 0) return new Int32Array(0);
+    if (this.addedContents.some((c) => text.includes(c))) return this.encodeRaw(word, offset);
+    const tokens = lib.model(lib.pre_tokenizer ? lib.pre_tokenizer(text, { section_index: 0 }) : [text]);
+    const out = new Int32Array(tokens.length);
+    const vocab = lib.model.tokens_to_ids;
+    for (let i = 0; i < tokens.length; i++) {
+      const id = vocab.get(tokens[i]!) ?? lib.model.unk_token_id;
+      if (id === undefined) return this.encodeRaw(word, offset); // the full path says where
+      out[i] = id;
+    }
+    return out;
+  }
+
   private encodeRaw(text: string, offset: number): Int32Array {
     if (text.length === 0) return new Int32Array(0);
     const ids = this.lib.encode(text, { add_special_tokens: false }).ids as (number | undefined)[];
