@@ -243,7 +243,7 @@ export async function mergeCommand(argv: readonly string[], io: CliIO): Promise<
   }
   if (ternary) {
     const mean = merged.projections.reduce((s, p) => s + p.flipFraction!, 0) / merged.projections.length;
-    io.stdout.write(`mean flip fraction ${(100 * mean).toFixed(2)}%${adapter.metadata['bitnet.quant_aware'] === 'true' ? ' (quantisation-aware adapter: the merged model is the trained one)' : ''}\n`);
+    io.stdout.write(`mean flip fraction ${(100 * mean).toFixed(2)}%${adapter.metadata['bitnet.quant_aware'] === 'true' ? ' (quantisation-aware adapter: the merged model is the trained one)' : ' (a standard adapter: re-quantising changes the model; train with --quant-aware to merge exactly)'}\n`);
   }
   io.stdout.write(report);
   io.stdout.write(`merged checkpoint: ${joinPath(out)}\n`);
