@@ -27,9 +27,6 @@ const TYPES = {
   '.svg': 'image/svg+xml',
 };
 
-/** Bare module specifiers of dist/ and the URLs the browser loads them from (no import maps in workers). */
-const BARE_MODULES = { '@huggingface/tokenizers': '/node_modules/@huggingface/tokenizers/dist/tokenizers.mjs' };
-
 /** The repository root (this file is scripts/serve-example.mjs). */
 export const REPO_ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
 
@@ -54,13 +51,7 @@ export function serveStatic({ root = REPO_ROOT, host = '127.0.0.1', port = 0, is
         return;
       }
       if ((await stat(path)).isDirectory()) path = join(path, 'index.html');
-      let body = await readFile(path);
-      // a module Worker has no import map: the library's one bare import, by URL (as the pages inject the monitor's)
-      if (extname(path) === '.js' && path.startsWith(join(base, 'dist') + sep)) {
-        const text = body.toString('utf8');
-        const mapped = text.replace(/from '([^.'/][^']*)'/g, (m, spec) => (BARE_MODULES[spec] ? `from '${BARE_MODULES[spec]}'` : m));
-        if (mapped !== text) body = Buffer.from(mapped, 'utf8');
-      }
+      const body = await readFile(path);
       res.writeHead(200, { ...headers, 'Content-Type': TYPES[extname(path)] ?? 'application/octet-stream' });
       res.end(req.method === 'HEAD' ? undefined : body);
     } catch {

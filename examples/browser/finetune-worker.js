@@ -28,7 +28,7 @@ async function start(m) {
   if (!lib) {
     lib = await import('../../dist/index.js');
     // a worker has no import map: the tokenizer library of Hugging Face bases, by URL
-    if (typeof lib.useTokenizersLibrary === 'function') lib.useTokenizersLibrary(await import('../../node_modules/@huggingface/tokenizers/dist/tokenizers.mjs'));
+    lib.useTokenizersLibrary(await import('../../node_modules/@huggingface/tokenizers/dist/tokenizers.mjs'));
   }
   options = m.options;
   fs = new lib.MemoryFileSystem();
