@@ -62,6 +62,14 @@ describe('safetensors: byte-exact with the reference writer', () => {
     expect([...back.tensors.get('attn.0')!.data]).toEqual([0, 1, 2, 3, 4, 5]);
   });
 
+  it('decodes from a Node Buffer (whose slice() is a view) into arrays that own just their tensor', () => {
+    const bytes = encodeSafetensors({ a: { dtype: 'F32', shape: [2], data: new Float32Array([1, 2]) }, b: { dtype: 'F32', shape: [3], data: new Float32Array([3, 4, 5]) } });
+    const back = decodeSafetensors(Buffer.from(bytes), { source: 'buffer' });
+    expect([...back.tensors.get('b')!.data]).toEqual([3, 4, 5]);
+    expect(back.tensors.get('b')!.data.length).toBe(3);
+    expect(back.tensors.get('a')!.data.buffer.byteLength).toBe(8);
+  });
+
   it('pads the header with spaces to a multiple of 8 (reference test_serialization_forced_alignement)', () => {
     const json = '{"attn0":{"dtype":"F32","shape":[1,1,2,3],"data_offsets":[0,24]}}';
     const expected = [72, 0, 0, 0, 0, 0, 0, 0, ...ascii(json), ...ascii(' '.repeat(72 - json.length)), ...f32le(0, 1, 2, 3, 4, 5)];

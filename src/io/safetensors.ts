@@ -128,7 +128,9 @@ function elementCount(shape: readonly number[]): number {
  * `hostLittleEndian` is a parameter so the big-endian path can be tested on any machine.
  */
 export function tensorDataFromBytes(dtype: SafetensorsDtype, bytes: Uint8Array, hostLittleEndian = HOST_LITTLE_ENDIAN): TensorData {
-  const copy = bytes.slice();
+  // not bytes.slice(): on a Node Buffer (a Uint8Array subclass) slice returns a view of the whole file
+  const copy = new Uint8Array(bytes.length);
+  copy.set(bytes);
   const size = DTYPES[dtype].size;
   if (hostLittleEndian || size === 1) return new ARRAY_OF[dtype](copy.buffer);
   for (let i = 0; i < copy.length; i += size) copy.subarray(i, i + size).reverse();
