@@ -25,8 +25,9 @@ const smol = (layers, bitnet) => ({
 
 async function child(mode, layers, steps, threads) {
   const lib = await import('../dist/index.js');
-  const { createBackend, Heap, Rng, AdamW, LlamaModel, PeftModel, resolveLoraConfig, nf4BaseFactory } = lib;
-  const backend = await createBackend('wasm', { threads, maxSharedBytes: 4 * 2 ** 30 - 65536 });
+  const { createWasmBackend, Heap, Rng, AdamW, LlamaModel, PeftModel, resolveLoraConfig, nf4BaseFactory } = lib;
+  // the whole 4 GiB a wasm32 memory can address (a shared memory reserves its maximum up front)
+  const backend = await createWasmBackend({ threads, maxSharedBytes: 4 * 2 ** 30 - 65536 });
   const heap = new Heap(backend);
   const rng = new Rng(1);
   let model;
