@@ -140,10 +140,6 @@ export interface Backend {
   attentionForward(out: Ptr, preatt: Ptr, att: Ptr, inp: Ptr, B: number, T: number, C: number, NH: number): void;
   /** Accumulates into dinp (B,T,3C). dpreatt, datt (B,NH,T,T) are scratch, overwritten. */
   attentionBackward(dinp: Ptr, dpreatt: Ptr, datt: Ptr, dout: Ptr, inp: Ptr, att: Ptr, B: number, T: number, C: number, NH: number): void;
-
-  // ---- embedding -----------------------------------------------------------
-
-  /** out (B,T,C) = wte[tokens[b,t]] + wpe[t]; tokens (B,T) indices; wte (V,C); wpe (maxT,C) or 0. */
   /**
    * Causal grouped-query self-attention over separate q, k, v buffers (LLaMA / BitNet families):
    * q (B,T,·) has rows of `qs` elements holding NH query heads of `hs` at the start of each row;
@@ -155,6 +151,10 @@ export interface Backend {
   groupedAttentionForward(out: Ptr, preatt: Ptr, att: Ptr, q: Ptr, k: Ptr, v: Ptr, B: number, T: number, NH: number, NKV: number, hs: number, qs: number, kvs: number): void;
   /** Accumulates into dq (rows of qs), dk and dv (rows of kvs). dpreatt, datt (B,NH,T,T) are scratch, overwritten. */
   groupedAttentionBackward(dq: Ptr, dk: Ptr, dv: Ptr, dpreatt: Ptr, datt: Ptr, dout: Ptr, q: Ptr, k: Ptr, v: Ptr, att: Ptr, B: number, T: number, NH: number, NKV: number, hs: number, qs: number, kvs: number): void;
+
+  // ---- embedding -----------------------------------------------------------
+
+  /** out (B,T,C) = wte[tokens[b,t]] + wpe[t]; tokens (B,T) indices; wte (V,C); wpe (maxT,C) or 0. */
   embeddingForward(out: Ptr, tokens: Ptr, wte: Ptr, wpe: Ptr, B: number, T: number, C: number): void;
   /** Scatter-add: dwte[tokens[b,t]] += dout[b,t]; dwpe[t] += dout[b,t] (dwpe may be 0). */
   embeddingBackward(dwte: Ptr, dwpe: Ptr, dout: Ptr, tokens: Ptr, B: number, T: number, C: number): void;
@@ -261,10 +261,6 @@ export interface Backend {
    * and dout's v part unchanged. dinp must not overlap dout.
    */
   ropeBackward(dinp: Ptr, dout: Ptr, table: Ptr, B: number, T: number, C: number, NH: number): void;
-
-  // ---- QAT: quantisation-aware training (src/qat/README.md; kernels assembly/qat.ts) ----------
-  //
-  // `blend` carries progressive quantisation and quantisation noise: element i (flat index in the
   /**
    * RoPE on the first `heads` heads of every row: inp, out (B,T,·) rows of `stride` elements;
    * heads of `hs` (even) at the start of each row rotate as in `ropeForward`, the rest of the row
@@ -274,6 +270,10 @@ export interface Backend {
   ropeHeadsForward(out: Ptr, inp: Ptr, table: Ptr, B: number, T: number, stride: number, heads: number, hs: number): void;
   /** Accumulates into dinp: the inverse rotation of dout's rotated heads, the rest unchanged. dinp must not overlap dout. */
   ropeHeadsBackward(dinp: Ptr, dout: Ptr, table: Ptr, B: number, T: number, stride: number, heads: number, hs: number): void;
+
+  // ---- QAT: quantisation-aware training (src/qat/README.md; kernels assembly/qat.ts) ----------
+  //
+  // `blend` carries progressive quantisation and quantisation noise: element i (flat index in the
   // tensor) gets lambda_i = blend.lambda where the noise mask `hash(seed, i) >>> 8 < floor(p·2^24)`
   // is on (every element for p >= 1), 0 elsewhere. W (N,K) and its `scales` / `group` as above.
 
