@@ -207,6 +207,29 @@ export function encodeSafetensors(
   return out;
 }
 
+/**
+ * The header's JSON object from its bytes (after the 8-byte length): strict UTF-8, starting with
+ * `{`, an object. `fail` throws with the problem (the caller names the file). Shared by the
+ * in-memory reader below and the streaming one (src/io/hf/safetensors-stream.ts).
+ */
+export function parseSafetensorsHeaderJson(headerBytes: Uint8Array, fail: (problem: string) => never): Record<string, unknown> {
+  let text = '';
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(headerBytes);
+  } catch {
+    fail('header is not valid UTF-8 (not a safetensors file)');
+  }
+  if (text[0] !== '{') fail(`header must start with '{', found ${JSON.stringify(text.slice(0, 16))} (not a safetensors file)`);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (err) {
+    fail(`header is not valid JSON (${(err as Error).message})`);
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) fail('header JSON must be an object');
+  return parsed as Record<string, unknown>;
+}
+
 /** Parse and validate the header of safetensors `bytes` (`source` names the file in errors). */
 export function readSafetensorsHeader(bytes: Uint8Array, options: { source: string }): SafetensorsHeader {
   function fail(problem: string): never {
@@ -219,24 +242,11 @@ export function readSafetensorsHeader(bytes: Uint8Array, options: { source: stri
     fail(`header length ${formatCount(n)} exceeds file size ${bytes.length} (file truncated or not safetensors)`);
   }
   if (n > MAX_HEADER_BYTES) fail(`header length ${n} exceeds the ${MAX_HEADER_BYTES}-byte limit (not a safetensors file)`);
-  let text = '';
-  try {
-    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + n));
-  } catch {
-    fail('header is not valid UTF-8 (not a safetensors file)');
-  }
-  if (text[0] !== '{') fail(`header must start with '{', found ${JSON.stringify(text.slice(0, 16))} (not a safetensors file)`);
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch (err) {
-    fail(`header is not valid JSON (${(err as Error).message})`);
-  }
-  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) fail('header JSON must be an object');
+  const parsed = parseSafetensorsHeaderJson(bytes.subarray(8, 8 + n), fail);
 
   let metadata: Record<string, string> | undefined;
   const raw: [string, SafetensorsEntry][] = [];
-  for (const [name, value] of Object.entries(parsed as Record<string, unknown>)) {
+  for (const [name, value] of Object.entries(parsed)) {
     if (name === '__metadata__') {
       if (value === null || typeof value !== 'object' || Array.isArray(value)) fail('__metadata__ must be an object of strings');
       for (const [k, v] of Object.entries(value as object)) {

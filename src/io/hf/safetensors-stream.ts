@@ -3,7 +3,7 @@
  * the file's size, as `readSafetensorsHeader` validates a whole buffer), then each tensor's
  * bytes where the header puts them, decoded to f32 in chunks. Nothing holds the whole file.
  */
-import { type SafetensorsDtype, type SafetensorsEntry, MAX_HEADER_BYTES, SafetensorsError, dtypeSize, isSafetensorsDtype } from '../safetensors.js';
+import { type SafetensorsDtype, type SafetensorsEntry, MAX_HEADER_BYTES, SafetensorsError, dtypeSize, isSafetensorsDtype, parseSafetensorsHeaderJson } from '../safetensors.js';
 import type { RangeReader } from './source.js';
 
 /** An opened safetensors file: its validated header and the reader for its data. */
@@ -41,22 +41,9 @@ export async function openSafetensors(reader: RangeReader, source: string): Prom
   if (n > MAX_HEADER_BYTES) fail(`header length ${n} exceeds the ${MAX_HEADER_BYTES}-byte limit (not a safetensors file)`);
   const headerBytes = new Uint8Array(n);
   await readExactly(reader, headerBytes, 8, source, 'header');
-  let text = '';
-  try {
-    text = new TextDecoder('utf-8', { fatal: true }).decode(headerBytes);
-  } catch {
-    fail('header is not valid UTF-8 (not a safetensors file)');
-  }
-  if (text[0] !== '{') fail(`header must start with '{', found ${JSON.stringify(text.slice(0, 16))} (not a safetensors file)`);
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch (err) {
-    fail(`header is not valid JSON (${(err as Error).message})`);
-  }
-  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) fail('header JSON must be an object');
+  const parsed = parseSafetensorsHeaderJson(headerBytes, fail);
   const raw: [string, SafetensorsEntry][] = [];
-  for (const [name, value] of Object.entries(parsed as Record<string, unknown>)) {
+  for (const [name, value] of Object.entries(parsed)) {
     if (name === '__metadata__') continue;
     const where = `tensor ${JSON.stringify(name)}`;
     const info = value as { dtype?: unknown; shape?: unknown; data_offsets?: unknown } | null;
