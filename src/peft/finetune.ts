@@ -21,7 +21,7 @@ import { type FileSystem, joinPath } from '../runtime/fs-types.js';
 import { defaultThreads } from '../runtime/threads.js';
 import { Heap } from '../tensor/heap.js';
 import { Rng } from '../util/rng.js';
-import { JsonLinesLog } from '../train/log.js';
+import { JsonLinesLog, loggingCallbacks } from '../train/log.js';
 import type { ModelConfig } from '../train/model.js';
 import { loadSourceCheckpoint } from '../train/sources.js';
 import { f32Values } from '../train/state.js';
@@ -229,6 +229,7 @@ export async function runFinetune(options: FinetuneOptions, hooks: FinetuneHooks
     const optimizer = new AdamW(model.params, { lr: opts.lr, betas: [0.9, opts.beta2], weightDecay: opts.weightDecay, clipNorm: opts.clip });
     const outDir = opts.out;
     const log = new JsonLinesLog(fs, joinPath(outDir, 'log.jsonl'));
+    const logged = loggingCallbacks(log, hooks);
     const record: JsonObject = { finetune: { ...opts, resume: null } as unknown as JsonObject, base: src.dir };
     const writeAdapter = (dir: string) => (method ? method.save(fs, dir, src.dir) : saveAdapter(fs, dir, model, { baseModel: src.dir }));
     const trainer = new Trainer({
@@ -242,19 +243,10 @@ export async function runFinetune(options: FinetuneOptions, hooks: FinetuneHooks
         checkpoints: { fs, dir: outDir, keep: opts.keep },
         config: record,
         extension: method ? method.extension() : { beforeStep: (step) => model.beginStep(step) },
-        onStep: hooks.onStep,
-        onLog: async (i) => {
-          await log.write({ event: 'step', step: i.step, loss: i.loss, lr: i.lr, tokens_per_s: i.tokensPerSecond });
-          await hooks.onLog?.(i);
-        },
-        onEval: async (i) => {
-          await log.write({ event: 'eval', step: i.step, train_loss: i.trainLoss, val_loss: i.valLoss });
-          await hooks.onEval?.(i);
-        },
+        ...logged,
         onCheckpoint: async (i) => {
           await writeAdapter(i.path);
-          await log.write({ event: 'checkpoint', step: i.step, path: i.path });
-          await hooks.onCheckpoint?.(i);
+          await logged.onCheckpoint(i);
         },
       },
     });

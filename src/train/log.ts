@@ -26,6 +26,7 @@ import type { ProfileReport } from '../monitor/profiler.js';
 import type { ProjectionQuantStats, SensitivityReport } from '../qat/index.js';
 import type { FileSystem } from '../runtime/fs-types.js';
 import { dirname } from '../runtime/fs-types.js';
+import type { CheckpointInfo, EvalInfo, LogInfo, TrainerCallbacks } from './callbacks.js';
 import type { StopReason } from './trainer.js';
 
 export interface StepEvent { event: 'step'; step: number; loss: number; lr: number; tokens_per_s: number }
@@ -63,4 +64,26 @@ export class JsonLinesLog {
     await this.ready;
     await this.fs.appendFile(this.path, formatEvent(e));
   }
+}
+
+/**
+ * Trainer callbacks that append the `step`, `eval` and `checkpoint` events to `log`, then call
+ * `hooks`' own (a training run and a fine-tuning run log the same events).
+ */
+export function loggingCallbacks(log: JsonLinesLog, hooks: TrainerCallbacks): Required<Omit<TrainerCallbacks, 'onStep'>> & Pick<TrainerCallbacks, 'onStep'> {
+  return {
+    onStep: hooks.onStep,
+    onLog: async (i: LogInfo) => {
+      await log.write({ event: 'step', step: i.step, loss: i.loss, lr: i.lr, tokens_per_s: i.tokensPerSecond });
+      await hooks.onLog?.(i);
+    },
+    onEval: async (i: EvalInfo) => {
+      await log.write({ event: 'eval', step: i.step, train_loss: i.trainLoss, val_loss: i.valLoss });
+      await hooks.onEval?.(i);
+    },
+    onCheckpoint: async (i: CheckpointInfo) => {
+      await log.write({ event: 'checkpoint', step: i.step, path: i.path });
+      await hooks.onCheckpoint?.(i);
+    },
+  };
 }

@@ -37,7 +37,7 @@ import { Rng } from '../util/rng.js';
 import { type RunConfig, resolveRunConfig, validatePartialConfig } from './config.js';
 import { generate } from './generate.js';
 import { backendMemoryLimit, checkMemoryPlan, checkModelShape, checkRunMemory, checkSampleTokens, planSamplingMemory } from './memory-plan.js';
-import { type CalibrationEvent, JsonLinesLog, type MixedPrecisionEvent, type QuantErrorEvent } from './log.js';
+import { type CalibrationEvent, JsonLinesLog, type MixedPrecisionEvent, type QuantErrorEvent, loggingCallbacks } from './log.js';
 import { type ModelConfig, createModel, modelConfigFromRun, modelShapeDifferences } from './model.js';
 import { QatTraining } from './qat.js';
 import { qatConfigWarnings } from './qat-config.js';
@@ -264,19 +264,7 @@ export async function runTraining(config: Partial<RunConfig> | Partial<RunConfig
         config: record as unknown as JsonObject,
         extension: qat,
         tensorboard: tb,
-        onStep: hooks.onStep,
-        onLog: async (i) => {
-          await log.write({ event: 'step', step: i.step, loss: i.loss, lr: i.lr, tokens_per_s: i.tokensPerSecond });
-          await hooks.onLog?.(i);
-        },
-        onEval: async (i) => {
-          await log.write({ event: 'eval', step: i.step, train_loss: i.trainLoss, val_loss: i.valLoss });
-          await hooks.onEval?.(i);
-        },
-        onCheckpoint: async (i) => {
-          await log.write({ event: 'checkpoint', step: i.step, path: i.path });
-          await hooks.onCheckpoint?.(i);
-        },
+        ...loggingCallbacks(log, hooks),
       },
     });
     if (ckpt) trainer.restore(ckpt);
