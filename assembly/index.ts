@@ -15,3 +15,4 @@ export * from './rope';
 export * from './qat';
 export * from './peft';
 export * from './nf4';
+export * from './adam8bit';

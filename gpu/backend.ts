@@ -8,7 +8,7 @@
  * adapter (fixed reduction orders, no float atomics); they agree with the `js` reference within
  * the tolerances of test/webgpu-kernels.test.ts, not bit for bit.
  */
-import { BackendError, type AdamWParams, type Backend, type Floats, type GemmLayout, type Nf4Weight, type Ptr, type QatBlend, type QatSurrogate, type RopeScaling } from '../src/backend/backend.js';
+import { BackendError, type AdamW8bitBuffers, type AdamWParams, type Backend, type Floats, type GemmLayout, type Nf4Weight, type Ptr, type QatBlend, type QatSurrogate, type RopeScaling } from '../src/backend/backend.js';
 import { checkNf4 } from '../src/backend/checks-nf4.js';
 import * as check from '../src/backend/checks.js';
 import * as qcheck from '../src/backend/checks-quant.js';
@@ -18,6 +18,7 @@ import { requestGpuContext, type GpuContext } from './device.js';
 import { ELEMENTWISE, SUM_CHUNK, SUM_FINAL, SUM_PARTIALS } from './kernels/elementwise.js';
 import { DENSE, GEMM } from './kernels/dense.js';
 import { QUANT, ternaryForwardWgsl } from './kernels/quant.js';
+import { OPTIM8BIT, biasCorrection } from './kernels/optim8bit.js';
 import { WG } from './kernels/prelude.js';
 import { IndexShadow } from './index-shadow.js';
 
@@ -32,7 +33,7 @@ export interface WebGpuBackendOptions {
   packedDot?: boolean;
 }
 
-const KERNELS: Record<string, string> = { ...ELEMENTWISE, ...DENSE, ...QUANT, gemm: GEMM, sum_partials: SUM_PARTIALS, sum_final: SUM_FINAL };
+const KERNELS: Record<string, string> = { ...ELEMENTWISE, ...DENSE, ...QUANT, ...OPTIM8BIT, gemm: GEMM, sum_partials: SUM_PARTIALS, sum_final: SUM_FINAL };
 const groups = (n: number): number => Math.ceil(n / WG);
 
 /** `floor(f32(p)·2^24)` clamped to [0, 2^24] (the QAT noise threshold, as src/qat/README.md). */
@@ -368,6 +369,17 @@ export class WebGpuBackend implements Backend {
   clipScale(out: Ptr, sumsq: Ptr, maxNorm: number): void {
     check.checkClipScale(this, out, sumsq);
     this.run('clip_scale', 1, [1, out, sumsq], [maxNorm]);
+  }
+
+  adamw8bitStep(params: Ptr, grads: Ptr, state: AdamW8bitBuffers, n: number, hp: AdamWParams, gradScale: Ptr): void {
+    check.checkAdamW8bit(this, params, grads, state, n, hp.step, gradScale);
+    if (n === 0) return;
+    const blocks = Math.ceil(n / 256);
+    const s = state;
+    const bc1 = biasCorrection(hp.beta1, hp.step);
+    const bc2 = biasCorrection(hp.beta2, hp.step);
+    this.run('adamw8bit_step', blocks, [blocks, params, grads, s.mCodes, s.vCodes, s.mAbsmax, s.vAbsmax, s.signedMap, s.unsignedMap, gradScale, n],
+      [hp.lr, hp.beta1, hp.beta2, hp.eps, hp.weightDecay, bc1, bc2]);
   }
 
   // ---- BitNet b1.58: quantizers and packed ternary matmuls ----------------------------------

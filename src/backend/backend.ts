@@ -41,6 +41,21 @@ export interface AdamWParams {
   step: number;
 }
 
+/**
+ * 8-bit blockwise AdamW state of n elements in backend memory (`Backend.adamw8bitStep`):
+ * `mCodes`, `vCodes` (n bytes each, in `byteSlots(n)` elements), `mAbsmax`, `vAbsmax`
+ * (ceil(n/256) f32), `signedMap`, `unsignedMap` (256 f32 each, sorted ascending: the dynamic maps
+ * of src/quant/dynamic-map.ts). Element i of m is `signedMap[mCodes[i]] * mAbsmax[i / 256]`.
+ */
+export interface AdamW8bitBuffers {
+  mCodes: Ptr;
+  vCodes: Ptr;
+  mAbsmax: Ptr;
+  vAbsmax: Ptr;
+  signedMap: Ptr;
+  unsignedMap: Ptr;
+}
+
 /** A RoPE scaling (Hugging Face `rope_scaling`): `linear`, or Llama 3.1's `llama3` (see `Backend.ropeTableScaled`). */
 export type RopeScaling =
   | { kind: 'linear'; factor: number }
@@ -182,6 +197,15 @@ export interface Backend {
    * and writes out[0] = min(1, maxNorm / (sqrt(sumsq[0]) + 1e-6)).
    */
   clipScale(out: Ptr, sumsq: Ptr, maxNorm: number): void;
+  /**
+   * 8-bit blockwise AdamW (bitsandbytes' blockwise 8-bit Adam; src/optim/adamw8bit.ts) over n
+   * elements: params, grads (n) f32; m and v as codes into two 256-entry dynamic maps with one f32
+   * absmax per block of 256 (layout: {@link AdamW8bitBuffers}). Per block: dequantise, the AdamW
+   * update of `adamwStep` from the f32 moments, then the block's new absmax and requantisation
+   * (nearest code; a non-zero m never gets a code of the other sign or zero). Computed in f32
+   * arithmetic on every backend; the wasm and js backends give the same bits.
+   */
+  adamw8bitStep(params: Ptr, grads: Ptr, state: AdamW8bitBuffers, n: number, hp: AdamWParams, gradScale: Ptr): void;
 
   // ---- BitNet b1.58: quantizers and packed ternary matmuls (BitLinear) ------------------
   //

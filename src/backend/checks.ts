@@ -4,7 +4,7 @@
  * throws a `BackendError` naming the backend, the kernel, the argument, its size and the
  * capacity instead of silently reading garbage. A few comparisons per argument (cheap per call).
  */
-import { BackendError, type Ptr, type RopeScaling } from './backend.js';
+import { type AdamW8bitBuffers, BackendError, type Ptr, type RopeScaling } from './backend.js';
 
 /** What a check needs to know about the backend and its memory. */
 export interface MemoryExtent {
@@ -214,6 +214,19 @@ export function checkAdamW(m: M, params: Ptr, grads: Ptr, mom: Ptr, v: Ptr, n: n
   checkDim(m, k, 'n', n, true); checkDim(m, k, 'hp.step', step);
   checkSpan(m, k, 'params', params, n, '(n)'); checkSpan(m, k, 'grads', grads, n, '(n)');
   checkSpan(m, k, 'm', mom, n, '(n)'); checkSpan(m, k, 'v', v, n, '(n)');
+  checkSpan(m, k, 'gradScale', gradScale, 1, '(1)', true);
+}
+
+/** adamw8bitStep: the f32 blocks, the code bytes (in byte slots), one absmax per 256-block, the two 256-entry maps. */
+export function checkAdamW8bit(m: M & { byteSlots(bytes: number): number }, params: Ptr, grads: Ptr, s: AdamW8bitBuffers, n: number, step: number, gradScale: Ptr): void {
+  const k = 'adamw8bitStep';
+  checkDim(m, k, 'n', n, true); checkDim(m, k, 'hp.step', step);
+  checkSpan(m, k, 'params', params, n, '(n)'); checkSpan(m, k, 'grads', grads, n, '(n)');
+  const codeSlots = m.byteSlots(n);
+  checkSpan(m, k, 'state.mCodes', s.mCodes, codeSlots, '(n bytes)'); checkSpan(m, k, 'state.vCodes', s.vCodes, codeSlots, '(n bytes)');
+  const blocks = Math.ceil(n / 256);
+  checkSpan(m, k, 'state.mAbsmax', s.mAbsmax, blocks, '(ceil(n/256))'); checkSpan(m, k, 'state.vAbsmax', s.vAbsmax, blocks, '(ceil(n/256))');
+  checkSpan(m, k, 'state.signedMap', s.signedMap, 256, '(256)'); checkSpan(m, k, 'state.unsignedMap', s.unsignedMap, 256, '(256)');
   checkSpan(m, k, 'gradScale', gradScale, 1, '(1)', true);
 }
 

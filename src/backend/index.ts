@@ -7,7 +7,7 @@ import { JsBackend } from './js/index.js';
 import { validateThreads } from '../runtime/threads.js';
 
 export { BackendError } from './backend.js';
-export type { AdamWParams, Backend, Floats, GemmLayout, Ptr } from './backend.js';
+export type { AdamW8bitBuffers, AdamWParams, Backend, Floats, GemmLayout, Ptr } from './backend.js';
 export { JsBackend, type JsBackendOptions } from './js/index.js';
 export { WasmBackend, createWasmBackend, type WasmBackendOptions } from './wasm/index.js';
 

@@ -37,9 +37,19 @@ export interface AdamWState {
   v: Map<string, Float32Array>;
 }
 
-function finite(name: string, v: number, lo: number, hi = Infinity, loOpen = false): void {
+function finite(who: string, name: string, v: number, lo: number, hi = Infinity, loOpen = false): void {
   const ok = typeof v === 'number' && Number.isFinite(v) && (loOpen ? v > lo : v >= lo) && v < hi;
-  if (!ok) throw new Error(`AdamW: ${name} must be a finite number ${loOpen ? '>' : '>='} ${lo}${hi < Infinity ? ` and < ${hi}` : ''}, got ${v}`);
+  if (!ok) throw new Error(`${who}: ${name} must be a finite number ${loOpen ? '>' : '>='} ${lo}${hi < Infinity ? ` and < ${hi}` : ''}, got ${v}`);
+}
+
+/** Throws, naming `who` and the hyperparameter, unless every AdamW hyperparameter is in range (AdamW, AdamW8bit). */
+export function checkAdamWHyperparameters(who: string, hp: { lr: number; beta1: number; beta2: number; eps: number; weightDecay: number; clipNorm: number }): void {
+  finite(who, 'lr', hp.lr, 0);
+  finite(who, 'beta1', hp.beta1, 0, 1);
+  finite(who, 'beta2', hp.beta2, 0, 1);
+  finite(who, 'eps', hp.eps, 0, Infinity, true);
+  finite(who, 'weightDecay', hp.weightDecay, 0);
+  finite(who, 'clipNorm', hp.clipNorm, 0);
 }
 
 export class AdamW {
@@ -154,11 +164,6 @@ export class AdamW {
   }
 
   private validate(): void {
-    finite('lr', this.lr, 0);
-    finite('beta1', this.beta1, 0, 1);
-    finite('beta2', this.beta2, 0, 1);
-    finite('eps', this.eps, 0, Infinity, true);
-    finite('weightDecay', this.weightDecay, 0);
-    finite('clipNorm', this.clipNorm, 0);
+    checkAdamWHyperparameters('AdamW', this);
   }
 }

@@ -5,6 +5,7 @@ import { readsAreAsync } from '../backend/index.js';
 import type { Heap } from '../tensor/heap.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { AdamW } from './adamw.js';
+import type { AdamW8bit } from './adamw8bit.js';
 
 /** Anything with a GPT-like `forward(tokens, targets) → { loss }`. */
 export interface LossModel {
@@ -24,7 +25,7 @@ export interface TokenBatch {
  * Returns the loss of this step (its read is started before the reset, so the promise
  * resolves to the right value on every backend).
  */
-export function trainStep(heap: Heap, model: LossModel, optimizer: AdamW, batch: TokenBatch): Promise<number> {
+export function trainStep(heap: Heap, model: LossModel, optimizer: AdamW | AdamW8bit, batch: TokenBatch): Promise<number> {
   optimizer.zeroGrad();
   const shape = [batch.B, batch.T];
   const { loss } = model.forward(heap.indices(batch.tokens, shape), heap.indices(batch.targets, shape));

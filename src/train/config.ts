@@ -81,7 +81,8 @@ export interface RunConfig extends QatRunConfig, MonitorRunConfig, DataRunConfig
   dropAt: number;
   /** two-stage: LR stage 2 starts from; null means lr / 4. */
   secondStageLr: number | null;
-  optimizer: 'adamw' | 'sgd';
+  /** adamw (f32 m, v), adamw8bit (8-bit blockwise m, v: src/optim/adamw8bit.ts) or sgd. */
+  optimizer: 'adamw' | 'adamw8bit' | 'sgd';
   /** SGD momentum. */
   momentum: number;
   seed: number;
@@ -174,7 +175,7 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
   { key: 'schedule', type: 'enum', values: SCHEDULE_KINDS, flag: true, help: 'learning-rate schedule' },
   { key: 'dropAt', type: 'fraction', flag: false, help: 'two-stage: fraction of the run where stage 2 starts' },
   { key: 'secondStageLr', type: 'nonNegNum', nullable: true, flag: false, help: 'two-stage: stage-2 starting LR (default lr/4)' },
-  { key: 'optimizer', type: 'enum', values: ['adamw', 'sgd'], flag: false, help: 'optimizer' },
+  { key: 'optimizer', type: 'enum', values: ['adamw', 'adamw8bit', 'sgd'], flag: true, help: 'adamw, adamw8bit (m and v as 8-bit blockwise codes: ~2 bytes a parameter instead of 8) or sgd (momentum: config file)' },
   { key: 'momentum', type: 'fraction', flag: false, help: 'SGD momentum' },
   { key: 'seed', type: 'nonNegInt', flag: true, help: 'seed of init, data order and sampling' },
   { key: 'evalEvery', type: 'nonNegInt', flag: true, help: 'evaluate every N steps (0: only at the end)' },

@@ -3,7 +3,8 @@
  * model or batch that cannot fit is refused at once with the numbers and the flags to change —
  * not after minutes of growing memory, or with a V8 out-of-memory abort.
  *
- *   static      parameters + gradients + optimizer state (AdamW m, v; SGD momentum) + a teacher's weights
+ *   static      parameters + gradients + optimizer state (AdamW m, v; AdamW8bit's codes and absmax;
+ *               SGD momentum) + a teacher's weights
  *   arena       one step's activations, a lower bound: per block ≥ 24·B·T·C values (the inputs each
  *               layer saves for backward, MLP hidden states, their gradients) + 2·B·H·T² (attention
  *               probabilities and their gradient), and 2·B·T·V for the logits and their gradient
@@ -14,6 +15,14 @@
  * later by the backend (with the backend's own message), never silently.
  */
 import { createModel, type ModelConfig } from './model.js';
+
+/** The optimizers a run can use. */
+export type OptimizerName = 'adamw' | 'adamw8bit' | 'sgd';
+
+/** Elements (4 bytes) of AdamW8bit's state for n parameters: two code blocks of n bytes, two absmax blocks of ceil(n/256), two 256-entry maps. */
+export function adamw8bitStateElements(n: number): number {
+  return 2 * Math.ceil(n / 4) + 2 * Math.ceil(n / 256) + 512;
+}
 
 /** Elements one backend memory can hold, and how to say so. */
 export interface MemoryLimit {
@@ -33,8 +42,12 @@ export function backendMemoryLimit(backend: 'wasm' | 'js' | string): MemoryLimit
 export interface MemoryPlan {
   /** Trainable parameters (elements). */
   parameters: number;
-  /** Optimizer state blocks (2 for AdamW, 1 for SGD with momentum). */
+  /** Optimizer state blocks (2 for AdamW, 1 for SGD with momentum; AdamW8bit's are counted in `stateElements`). */
   stateBlocks: number;
+  /** Elements of optimizer state (4-byte elements: AdamW8bit's 2 bytes a parameter take half an element). */
+  stateElements: number;
+  /** The optimizer planned for. */
+  optimizer: OptimizerName;
   /** Parameters, gradients, optimizer state and a teacher's weights. */
   staticElements: number;
   /** A lower bound of one step's activations. */
@@ -86,23 +99,24 @@ export function activationLowerBound(m: ModelConfig, B: number, T: number, optio
 /** The memory plan of training `model` at batch × context with `optimizer` (and a distillation teacher's weights). */
 export function planTrainingMemory(
   model: ModelConfig,
-  run: { batch: number; context: number; optimizer: 'adamw' | 'sgd'; momentum?: number; gradAccum?: number; gradientCheckpointing?: boolean },
+  run: { batch: number; context: number; optimizer: OptimizerName; momentum?: number; gradAccum?: number; gradientCheckpointing?: boolean },
   teacher?: ModelConfig,
 ): MemoryPlan {
   const parameters = countParameters(model);
-  const stateBlocks = run.optimizer === 'adamw' ? 2 : (run.momentum ?? 0) > 0 ? 1 : 0;
+  const stateBlocks = run.optimizer === 'adamw' ? 2 : run.optimizer === 'sgd' && (run.momentum ?? 0) > 0 ? 1 : 0;
+  const stateElements = run.optimizer === 'adamw8bit' ? adamw8bitStateElements(parameters) : parameters * stateBlocks;
   const teacherParams = teacher ? countParameters(teacher) : 0;
-  const staticElements = parameters * (2 + stateBlocks) + teacherParams;
+  const staticElements = parameters * 2 + stateElements + teacherParams;
   const activationElements = activationLowerBound(model, run.batch, run.context, { gradientCheckpointing: run.gradientCheckpointing })
     + (teacher ? activationLowerBound(teacher, run.batch, run.context, { backward: false }) : 0);
-  return { parameters, stateBlocks, staticElements, activationElements, totalElements: staticElements + activationElements };
+  return { parameters, stateBlocks, stateElements, optimizer: run.optimizer, staticElements, activationElements, totalElements: staticElements + activationElements };
 }
 
 /** The memory plan of sampling from `model` (weights and a forward pass over one context window). */
 export function planSamplingMemory(model: ModelConfig): MemoryPlan {
   const parameters = countParameters(model);
   const activationElements = activationLowerBound(model, 1, model.contextLength, { backward: false });
-  return { parameters, stateBlocks: 0, staticElements: parameters, activationElements, totalElements: parameters + activationElements };
+  return { parameters, stateBlocks: 0, stateElements: 0, optimizer: 'adamw', staticElements: parameters, activationElements, totalElements: parameters + activationElements };
 }
 
 /** `1.59 GiB` / `812 MiB` / `96 KiB`. */
@@ -124,7 +138,9 @@ export function formatBytes(bytes: number): string {
 export function checkMemoryPlan(plan: MemoryPlan, limit: MemoryLimit, shape: { batch?: number; context: number; training: boolean }): void {
   if (plan.totalElements <= limit.elements) return;
   const b = limit.bytesPerElement;
-  const blocks = plan.stateBlocks === 2 ? 'weights, gradients, AdamW m and v' : plan.stateBlocks === 1 ? 'weights, gradients, momentum' : shape.training ? 'weights, gradients' : 'weights';
+  const blocks = !shape.training ? 'weights'
+    : plan.optimizer === 'adamw8bit' ? 'weights, gradients, 8-bit AdamW m and v'
+      : plan.stateBlocks === 2 ? 'weights, gradients, AdamW m and v' : plan.stateBlocks === 1 ? 'weights, gradients, momentum' : 'weights, gradients';
   const p = plan.parameters;
   const params = p >= 1e12 ? p.toExponential(2) : p >= 1e9 ? `${(p / 1e9).toPrecision(3)}B` : p >= 1e6 ? `${(p / 1e6).toPrecision(3)}M` : String(p);
   const acts = shape.batch !== undefined ? `batch ${shape.batch} x context ${shape.context}` : `context ${shape.context}`;
@@ -154,7 +170,7 @@ export function checkSampleTokens(tokens: number, flag: string): void {
  * the backend memory plan (`planTrainingMemory`), the fixed evaluation batches and the final sample.
  */
 export function checkRunMemory(
-  run: { backend: string; batch: number; context: number; gradAccum: number; optimizer: 'adamw' | 'sgd'; momentum: number; evalIters: number; sampleTokens: number },
+  run: { backend: string; batch: number; context: number; gradAccum: number; optimizer: OptimizerName; momentum: number; evalIters: number; sampleTokens: number },
   model: ModelConfig,
   teacher?: ModelConfig,
 ): void {

@@ -28,6 +28,7 @@ import { writeRunReport } from '../monitor/report.js';
 import { TensorBoardWriter } from '../monitor/tensorboard.js';
 import { writeQuantError, writeRunConfig } from '../monitor/trainer-tensorboard.js';
 import { AdamW } from '../optim/adamw.js';
+import { AdamW8bit } from '../optim/adamw8bit.js';
 import { SGD } from '../optim/sgd.js';
 import type { ScheduleConfig } from '../optim/schedule.js';
 import { getDefaultFileSystem } from '../runtime/fs.js';
@@ -221,9 +222,10 @@ export async function runTraining(config: Partial<RunConfig> | Partial<RunConfig
     model.materialize(heap, new Rng(cfg.seed));
     if (from) importSourceWeights(model, from);
     const teacher = teacherSrc ? buildTeacher(heap, teacherSrc) : null;
+    const adam = { lr: cfg.lr, betas: [cfg.beta1, cfg.beta2] as [number, number], weightDecay: cfg.weightDecay, clipNorm: cfg.clip };
     const optimizer = cfg.optimizer === 'sgd'
       ? new SGD(model.params, { lr: cfg.lr, momentum: cfg.momentum, weightDecay: cfg.weightDecay, clipNorm: cfg.clip })
-      : new AdamW(model.params, { lr: cfg.lr, betas: [cfg.beta1, cfg.beta2], weightDecay: cfg.weightDecay, clipNorm: cfg.clip });
+      : cfg.optimizer === 'adamw8bit' ? new AdamW8bit(model.params, adam) : new AdamW(model.params, adam);
     const outDir = cfg.out ?? (ckpt ? dirname(ckpt.dir) : await defaultOutDir(fs, (env.now ?? (() => new Date()))()));
     lock = await acquireRunLock(fs, outDir); // one run per directory (a dead run's lock is taken over)
     if (lock.tookOverFrom) hooks.onWarning?.(`took over ${outDir}/${RUN_LOCK_DIR} of pid ${lock.tookOverFrom.pid}, which is no longer running`);

@@ -3,7 +3,7 @@
  * It is the test oracle for the wasm backend (with `dtype: 'f64'`) and the fallback where
  * WebAssembly SIMD is missing (with the default `dtype: 'f32'`).
  */
-import { BackendError, type AdamWParams, type Backend, type Floats, type GemmLayout, type Nf4Weight, type Ptr, type QatBlend, type QatSurrogate, type RopeScaling } from '../backend.js';
+import { BackendError, type AdamW8bitBuffers, type AdamWParams, type Backend, type Floats, type GemmLayout, type Nf4Weight, type Ptr, type QatBlend, type QatSurrogate, type RopeScaling } from '../backend.js';
 import * as check from '../checks.js';
 import * as act from './activation.js';
 import * as attn from './attention.js';
@@ -13,6 +13,7 @@ import { gemmReference } from './gemm.js';
 import * as loss from './loss.js';
 import * as norm from './norm.js';
 import * as optim from './optim.js';
+import * as adamw8bit from './adamw8bit.js';
 // BitNet b1.58 quantizers and packed ternary matmuls
 import * as quant from './quant.js';
 import * as ternary from './ternary.js';
@@ -296,6 +297,11 @@ export class JsBackend implements Backend {
   clipScale(out: Ptr, sumsq: Ptr, maxNorm: number): void {
     check.checkClipScale(this, out, sumsq);
     optim.clipScale(this.mem, out, sumsq, maxNorm);
+  }
+
+  adamw8bitStep(params: Ptr, grads: Ptr, state: AdamW8bitBuffers, n: number, hp: AdamWParams, gradScale: Ptr): void {
+    check.checkAdamW8bit(this, params, grads, state, n, hp.step, gradScale);
+    adamw8bit.adamw8bitStep(this.mem, params, grads, state, n, hp, gradScale);
   }
 
   // ---- BitNet b1.58: quantizers and packed ternary matmuls ----------------------------------

@@ -5,7 +5,7 @@
  * rows and, with `threads > 1`, splits that range over a thread pool; the kernels make any split
  * give the same bits.
  */
-import { type AdamWParams, type Backend, type Floats, type GemmLayout, type Nf4Weight, type Ptr, type QatBlend, type QatSurrogate, type RopeScaling } from '../backend.js';
+import { type AdamW8bitBuffers, type AdamWParams, type Backend, type Floats, type GemmLayout, type Nf4Weight, type Ptr, type QatBlend, type QatSurrogate, type RopeScaling } from '../backend.js';
 import { checkNf4 } from '../checks-nf4.js';
 import * as check from '../checks.js';
 import * as qcheck from '../checks-quant.js';
@@ -210,6 +210,14 @@ export class WasmBackend extends WasmKernelHost implements Backend {
   clipScale(out: Ptr, sumsq: Ptr, maxNorm: number): void {
     check.checkClipScale(this, out, sumsq);
     this.run('clip_scale', 1, [out * 4, sumsq * 4, maxNorm]);
+  }
+
+  adamw8bitStep(params: Ptr, grads: Ptr, state: AdamW8bitBuffers, n: number, hp: AdamWParams, gradScale: Ptr): void {
+    check.checkAdamW8bit(this, params, grads, state, n, hp.step, gradScale);
+    const s = state;
+    // split over threads by whole blocks of 256 (each block's absmax is its own): any split, same bits
+    this.run('adamw8bit_step', Math.ceil(n / 256), [params * 4, grads * 4, s.mCodes * 4, s.vCodes * 4, s.mAbsmax * 4, s.vAbsmax * 4,
+      s.signedMap * 4, s.unsignedMap * 4, hp.lr, hp.beta1, hp.beta2, hp.eps, hp.weightDecay, hp.step, gradScale * 4, n], 40 * n);
   }
 
   // ---- BitNet b1.58: quantizers and packed ternary matmuls ----------------------------------

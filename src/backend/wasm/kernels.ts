@@ -18,7 +18,7 @@ export type KernelName =
   | 'attention_forward' | 'attention_backward'
   | 'embedding_forward' | 'embedding_backward'
   | 'crossentropy_forward' | 'crossentropy_backward'
-  | 'adamw_step' | 'clip_scale'
+  | 'adamw_step' | 'clip_scale' | 'adamw8bit_step'
   // BitNet b1.58: quantizers and packed ternary matmuls (BitLinear)
   | 'absmean_scales' | 'ternary_pack' | 'ternary_dequantize' | 'quantize_activations' | 'dequantize_activations'
   | 'ternary_forward' | 'ternary_backward_dx' | 'ste_clipped_weights' | 'ste_clipped_activations'
@@ -42,7 +42,7 @@ export const KERNEL_NAMES: readonly KernelName[] = [
   'attention_forward', 'attention_backward',
   'embedding_forward', 'embedding_backward',
   'crossentropy_forward', 'crossentropy_backward',
-  'adamw_step', 'clip_scale',
+  'adamw_step', 'clip_scale', 'adamw8bit_step',
   // BitNet b1.58: quantizers and packed ternary matmuls (BitLinear)
   'absmean_scales', 'ternary_pack', 'ternary_dequantize', 'quantize_activations', 'dequantize_activations',
   'ternary_forward', 'ternary_backward_dx', 'ste_clipped_weights', 'ste_clipped_activations',

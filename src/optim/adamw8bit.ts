@@ -1,0 +1,261 @@
+/**
+ * AdamW with 8-bit blockwise state (bitsandbytes' `AdamW8bit`, Dettmers et al. 2022, "8-bit
+ * Optimizers via Block-wise Quantization"): the same API and update as `AdamW` (./adamw.ts) — the
+ * weight-decayed range and the rest as two fused calls, global-norm clipping fused through
+ * `gradScale`, the non-finite guard, `step` / `stepAsync`, step counting — but m and v are kept as
+ * one byte each, codes into bitsandbytes' signed (m) and unsigned (v) dynamic maps
+ * (src/quant/dynamic-map.ts), with one f32 absmax per block of 256 elements.
+ *
+ * Each step, per block, one kernel (`Backend.adamw8bitStep`; assembly/adam8bit.ts) dequantises m and
+ * v, applies AdamW's update from the f32 moments, and requantises them against the block's new
+ * absmax. Block size 256, as bitsandbytes' blockwise optimizers: 4 bytes of absmax per 256 values
+ * (1/64 byte a parameter per moment) while an outlier only coarsens the 255 values of its own block.
+ *
+ * Blocks are counted from the start of each range (decayed, not decayed) of the flat parameter
+ * block, so a block may span the end of one tensor and the start of the next (bitsandbytes
+ * quantises each tensor apart, and keeps tensors under 4,096 values in f32: here every value is 8-bit).
+ *
+ * State memory: n + n bytes of codes, 2 · 4 · ceil(n/256) bytes of absmax (≈ 2.03 bytes a
+ * parameter; AdamW's m and v take 8), plus two 1 KiB maps. `stateBytes` gives the exact figure.
+ *
+ * The guard (./update-guard.ts) needs ‖m‖: it is bounded by the block absmax values,
+ * ‖m‖² ≤ 256 · Σ absmax², so one `sumSquares` over the m absmax block replaces AdamW's over m
+ * (the bound stays never wrong, only looser).
+ */
+import type { AdamW8bitBuffers, Ptr } from '../backend/backend.js';
+import { BLOCKWISE8_BLOCK, type Blockwise8, dynamicMap, quantizeBlockwise8 } from '../quant/dynamic-map.js';
+import type { ParameterSet } from '../tensor/parameters.js';
+import { type AdamWOptions, type AdamWState, checkAdamWHyperparameters } from './adamw.js';
+import { readByteSlots, writeByteSlots } from './byte-slots.js';
+import { type StepOutcome, adamwGuard } from './update-guard.js';
+
+/** AdamW8bit takes AdamW's options. */
+export type AdamW8bitOptions = AdamWOptions;
+
+/**
+ * The 8-bit state for checkpoints, over the whole parameter block (padding included) in its
+ * order: `codes` (blockSize bytes), `absmax` (the decayed range's ceil(d/256) blocks, then the
+ * rest's), for m and for v; and the two maps the codes index.
+ */
+export interface AdamW8bitState {
+  step: number;
+  m: Blockwise8;
+  v: Blockwise8;
+  signedMap: Float32Array;
+  unsignedMap: Float32Array;
+}
+
+/** One range of the parameter block and where its state lives. */
+interface RangeState {
+  start: number;
+  length: number;
+  weightDecay: boolean;
+  /** Slot offset of its codes within the code blocks; block offset within the absmax blocks. */
+  codeSlot: number;
+  block: number;
+}
+
+const blocksOf = (n: number) => Math.ceil(n / BLOCKWISE8_BLOCK);
+
+export class AdamW8bit {
+  readonly params: ParameterSet;
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+  clipNorm: number;
+  /** Steps taken (the bias-correction count of the last step). */
+  stepCount = 0;
+  private readonly ranges: RangeState[];
+  private readonly mCodes: Ptr;
+  private readonly vCodes: Ptr;
+  private readonly mAbsmax: Ptr;
+  private readonly vAbsmax: Ptr;
+  /** The signed map (256 f32), then the unsigned one. */
+  private readonly maps: Ptr;
+  private readonly blocks: number;
+  /** scratch[0] = sum of squared grads, scratch[1] = clip factor, scratch[2..3] = sums of squared weights and m absmax (the guard). */
+  private readonly scratch: Ptr;
+  /** Bytes of backend memory the state takes: codes, absmax and maps (wasm: 4-byte slots holding 4 codes; js: one code a slot). */
+  readonly stateBytes: number;
+
+  /** Allocates the code, absmax and map blocks (m = v = 0); call before the first forward (static memory). */
+  constructor(params: ParameterSet, options: AdamW8bitOptions) {
+    this.params = params;
+    this.lr = options.lr;
+    [this.beta1, this.beta2] = options.betas ?? [0.9, 0.95];
+    this.eps = options.eps ?? 1e-8;
+    this.weightDecay = options.weightDecay ?? 0.1;
+    this.clipNorm = options.clipNorm ?? 0;
+    this.validate();
+    const heap = params.heap;
+    const be = heap.backend;
+    let codeSlots = 0;
+    let blocks = 0;
+    this.ranges = [];
+    for (const [range, weightDecay] of [[params.decayRange, true], [params.noDecayRange, false]] as const) {
+      this.ranges.push({ ...range, weightDecay, codeSlot: codeSlots, block: blocks });
+      if (range.length > 0) codeSlots += be.byteSlots(range.length);
+      blocks += blocksOf(range.length);
+    }
+    this.blocks = blocks;
+    this.mCodes = heap.allocStatic(codeSlots, 'adamw8bit.m.codes');
+    this.vCodes = heap.allocStatic(codeSlots, 'adamw8bit.v.codes');
+    this.mAbsmax = heap.allocStatic(blocks, 'adamw8bit.m.absmax');
+    this.vAbsmax = heap.allocStatic(blocks, 'adamw8bit.v.absmax');
+    this.maps = heap.allocStatic(512, 'adamw8bit.maps');
+    this.stateBytes = (2 * codeSlots + 2 * blocks + 512) * (be.dtype === 'f64' ? 8 : 4);
+    this.scratch = heap.allocStatic(4, 'adamw8bit.scratch');
+    // codes 0 with absmax 0: m = v = 0 (as bitsandbytes' zero-initialised state)
+    for (const [p, n] of [[this.mCodes, codeSlots], [this.vCodes, codeSlots], [this.mAbsmax, blocks], [this.vAbsmax, blocks], [this.scratch, 4]] as const) {
+      if (n > 0) be.fill(p, n, 0);
+    }
+    be.write(this.maps, dynamicMap(true));
+    be.write(this.maps + 256, dynamicMap(false));
+  }
+
+  /** Zero every gradient (one `fill` over the gradient block). */
+  zeroGrad(): void {
+    this.params.zeroGrad();
+  }
+
+  /**
+   * Apply one update from the accumulated gradients, unless it would write a NaN or Inf (a
+   * non-finite gradient, or weights overflowing f32): then nothing changes (weights, codes,
+   * absmax, the step count) and the outcome says why.
+   */
+  step(): StepOutcome {
+    this.recordGuardSums();
+    return this.applyGuarded(this.params.heap.backend.readSync(this.scratch, 4));
+  }
+
+  /** `step()` for a backend whose reads are asynchronous (webgpu): the guard's sums are awaited. Same update. */
+  async stepAsync(): Promise<StepOutcome> {
+    this.recordGuardSums();
+    return this.applyGuarded(await this.params.heap.backend.read(this.scratch, 4));
+  }
+
+  private recordGuardSums(): void {
+    this.validate();
+    const p = this.params;
+    const be = p.heap.backend;
+    be.sumSquares(this.scratch, p.gradOffset, p.blockSize);
+    be.sumSquares(this.scratch + 2, p.paramOffset, p.blockSize);
+    be.sumSquares(this.scratch + 3, this.mAbsmax, this.blocks);
+  }
+
+  private applyGuarded(sums: ArrayLike<number>): StepOutcome {
+    const p = this.params;
+    const be = p.heap.backend;
+    const outcome = adamwGuard(
+      { grad: Math.sqrt(sums[0]!), param: Math.sqrt(sums[2]!), state: Math.sqrt(BLOCKWISE8_BLOCK * sums[3]!) },
+      { lr: this.lr, beta1: this.beta1, eps: this.eps, weightDecay: this.weightDecay, step: this.stepCount + 1, clip: this.clipNorm },
+    );
+    if (!outcome.applied) return outcome;
+    this.stepCount++;
+    let gradScale: Ptr = 0;
+    if (this.clipNorm > 0) {
+      be.clipScale(this.scratch + 1, this.scratch, this.clipNorm);
+      gradScale = this.scratch + 1;
+    }
+    const hp = { lr: this.lr, beta1: this.beta1, beta2: this.beta2, eps: this.eps, step: this.stepCount };
+    for (const r of this.ranges) {
+      if (r.length === 0) continue;
+      be.adamw8bitStep(p.paramOffset + r.start, p.gradOffset + r.start, this.stateOf(r), r.length, { ...hp, weightDecay: r.weightDecay ? this.weightDecay : 0 }, gradScale);
+    }
+    return outcome;
+  }
+
+  private stateOf(r: RangeState): AdamW8bitBuffers {
+    return {
+      mCodes: this.mCodes + r.codeSlot, vCodes: this.vCodes + r.codeSlot,
+      mAbsmax: this.mAbsmax + r.block, vAbsmax: this.vAbsmax + r.block,
+      signedMap: this.maps, unsignedMap: this.maps + 256,
+    };
+  }
+
+  /** The global gradient norm (before clipping) seen by the last `step()`. Reads one value back. */
+  async gradNorm(): Promise<number> {
+    const v = await this.params.heap.backend.read(this.scratch, 1);
+    return Math.sqrt(v[0]!);
+  }
+
+  /** Copy out the 8-bit state (checkpoints): codes and absmax exactly as the kernel left them. */
+  async exportState(): Promise<AdamW8bitState> {
+    const be = this.params.heap.backend;
+    const n = this.params.blockSize;
+    const read = async (codes: Ptr, absmax: Ptr): Promise<Blockwise8> => {
+      const out = new Uint8Array(n);
+      for (const r of this.ranges) out.set(await readByteSlots(be, codes + r.codeSlot, r.length), r.start);
+      return { codes: out, absmax: Float32Array.from(await be.read(absmax, this.blocks)) };
+    };
+    const maps = Float32Array.from(await be.read(this.maps, 512));
+    return { step: this.stepCount, m: await read(this.mCodes, this.mAbsmax), v: await read(this.vCodes, this.vAbsmax), signedMap: maps.slice(0, 256), unsignedMap: maps.slice(256) };
+  }
+
+  /** Restore state saved by `exportState` (the same model shape: the same parameter block layout). */
+  importState(state: AdamW8bitState): void {
+    const who = 'AdamW8bit.importState';
+    if (!Number.isInteger(state.step) || state.step < 0) throw new Error(`${who}: step must be a non-negative integer, got ${state.step}`);
+    const n = this.params.blockSize;
+    for (const [name, q] of [['m', state.m], ['v', state.v]] as const) {
+      if (q.codes.length !== n) throw new Error(`${who}: ${name} has ${q.codes.length} codes but this model's parameter block holds ${n}; the checkpoint is from a different model shape`);
+      if (q.absmax.length !== this.blocks) throw new Error(`${who}: ${name} has ${q.absmax.length} absmax blocks but this model's layout has ${this.blocks}; the checkpoint is from a different model shape`);
+      const bad = q.absmax.findIndex((a) => !(Number.isFinite(a) && a >= 0));
+      if (bad >= 0) throw new Error(`${who}: ${name} absmax[${bad}] = ${q.absmax[bad]} is not a finite number >= 0`);
+    }
+    for (const [name, got, want] of [['signed', state.signedMap, dynamicMap(true)], ['unsigned', state.unsignedMap, dynamicMap(false)]] as const) {
+      if (got.length !== 256 || got.some((x, i) => x !== want[i])) {
+        throw new Error(`${who}: the checkpoint's ${name} dynamic map differs from this build's (its codes mean other values); resume with the build that wrote it, or start the optimizer afresh`);
+      }
+    }
+    const be = this.params.heap.backend;
+    for (const [codes, absmax, q] of [[this.mCodes, this.mAbsmax, state.m], [this.vCodes, this.vAbsmax, state.v]] as const) {
+      for (const r of this.ranges) writeByteSlots(be, codes + r.codeSlot, q.codes.subarray(r.start, r.start + r.length));
+      if (this.blocks > 0) be.write(absmax, q.absmax);
+    }
+    this.stepCount = state.step;
+  }
+
+  /**
+   * Start from an f32 AdamW state (an `AdamW` checkpoint, by parameter name): m and v are
+   * quantised blockwise once, as the kernel would store them (lossy; the run then continues in 8 bits).
+   */
+  importAdamWState(state: AdamWState): void {
+    const n = this.params.blockSize;
+    const flat = (values: Map<string, Float32Array>, name: string): Float32Array => {
+      const out = new Float32Array(n);
+      for (const [param, t] of this.params) {
+        const v = values.get(param);
+        if (!v) throw new Error(`AdamW8bit.importAdamWState: the AdamW state has no ${name} for ${param}; the checkpoint is from a different model`);
+        if (v.length !== t.size) throw new Error(`AdamW8bit.importAdamWState: ${param}.${name} has ${v.length} values but the model's needs ${t.size}; the checkpoint is from a different model shape`);
+        out.set(v, t.offset - this.params.paramOffset);
+      }
+      for (const key of values.keys()) if (!this.params.has(key)) throw new Error(`AdamW8bit.importAdamWState: unknown parameter ${key}; the checkpoint is from a different model`);
+      return out;
+    };
+    const quantize = (values: Float32Array, map: Float32Array, keepSigns: boolean): Blockwise8 => {
+      const codes = new Uint8Array(n);
+      const absmax = new Float32Array(this.blocks);
+      for (const r of this.ranges) {
+        const q = quantizeBlockwise8(values.subarray(r.start, r.start + r.length), map, keepSigns);
+        codes.set(q.codes, r.start);
+        absmax.set(q.absmax, r.block);
+      }
+      return { codes, absmax };
+    };
+    const signedMap = dynamicMap(true);
+    const unsignedMap = dynamicMap(false);
+    this.importState({
+      step: state.step,
+      m: quantize(flat(state.m, 'exp_avg'), signedMap, true),
+      v: quantize(flat(state.v, 'exp_avg_sq'), unsignedMap, false),
+      signedMap, unsignedMap,
+    });
+  }
+
+  private validate(): void {
+    checkAdamWHyperparameters('AdamW8bit', this);
+  }
+}
