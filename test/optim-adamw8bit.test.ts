@@ -20,6 +20,8 @@ import { BLOCKWISE8_BLOCK, dequantizeBlockwise8, dynamicMap, quantizeBlockwise8 
 import { MemoryFileSystem } from '../src/runtime/fs.js';
 import { Heap } from '../src/tensor/heap.js';
 import { Trainer } from '../src/train/trainer.js';
+import { runTraining } from '../src/train/run.js';
+import { parseTrainArgs } from '../src/cli/args.js';
 import { Rng } from '../src/util/rng.js';
 
 const disposeLater: Backend[] = [];
@@ -308,5 +310,25 @@ describe('AdamW8bit in training', () => {
     expect(q8Bytes).toBe(2 * 4 * (Math.ceil(d / 4) + Math.ceil(r / 4)) + 2 * 4 * blocks + 2 * 1024);
     // per parameter: 2 bytes of codes + 8/256 of absmax (+ the two maps' 2 KiB, fixed)
     expect((q8Bytes - 2048) / n).toBeLessThan(2 + 8 / 256 + 0.001);
+  });
+});
+
+describe('bitnet-train train --optimizer adamw8bit', () => {
+  it('parses the flag (adamw, adamw8bit, sgd) and names the values on a typo', () => {
+    expect(parseTrainArgs(['--optimizer', 'adamw8bit']).config.optimizer).toBe('adamw8bit');
+    expect(() => parseTrainArgs(['--optimizer', 'adam8'])).toThrow(/--optimizer: expected one of adamw, adamw8bit, sgd, got 'adam8'/);
+  });
+
+  it('fully fine-tunes a checkpoint (--from) with 8-bit state, and converts an adamw run on --resume --optimizer adamw8bit', async () => {
+    const fs = new MemoryFileSystem({ 'small.txt': new TextEncoder().encode(TEXT.slice(0, 8000)) });
+    const base = { data: 'small.txt', layers: 1, heads: 2, dim: 16, context: 16, batch: 4, evalIters: 1, evalEvery: 0, threads: 1, warmup: 0, sampleTokens: 0 } as const;
+    await runTraining({ ...base, iters: 3, saveEvery: 3, out: 'base' }, {}, { fs });
+    const ft = await runTraining({ ...base, from: 'base', optimizer: 'adamw8bit', iters: 3, saveEvery: 3, out: 'ft' }, {}, { fs });
+    const ckpt = await loadCheckpoint(fs, 'ft/ckpt-3');
+    expect((ckpt.trainer.extra as { optimizer: { kind: string } }).optimizer.kind).toBe('adamw8bit');
+    expect(Number.isFinite(ft.lastEval!.valLoss)).toBe(true);
+    const resumed = await runTraining({ resume: 'base', optimizer: 'adamw8bit', iters: 5, saveEvery: 5 }, {}, { fs });
+    expect(resumed.step).toBe(5);
+    expect(((await loadCheckpoint(fs, 'base/ckpt-5')).trainer.extra as { optimizer: { kind: string } }).optimizer.kind).toBe('adamw8bit');
   });
 });
