@@ -16,7 +16,7 @@ import { AdamW } from '../src/optim/adamw.js';
 import { AdamW8bit } from '../src/optim/adamw8bit.js';
 import { readByteSlots, writeByteSlots } from '../src/optim/byte-slots.js';
 import { dynamicMap8 } from '../src/peft/nf4.js';
-import { BLOCKWISE8_BLOCK, dequantizeBlockwise8, dynamicMap, quantizeBlockwise8 } from '../src/quant/dynamic-map.js';
+import { BLOCKWISE8_BLOCK, codeSearchTable, dequantizeBlockwise8, dynamicMap, quantizeBlockwise8 } from '../src/quant/dynamic-map.js';
 import { MemoryFileSystem } from '../src/runtime/fs.js';
 import { Heap } from '../src/tensor/heap.js';
 import { Trainer } from '../src/train/trainer.js';
@@ -39,12 +39,15 @@ class Problem {
     this.p = take(n); this.g = take(n); this.scale = take(1);
     this.s = {
       mCodes: take(be.byteSlots(n)), vCodes: take(be.byteSlots(n)), mAbsmax: take(blocks), vAbsmax: take(blocks),
-      signedMap: take(256), unsignedMap: take(256),
+      signedMap: take(256), unsignedMap: take(256), searchTables: take(be.byteSlots(6400)),
     };
     be.reserve(top + 16);
     be.fill(this.s.mCodes, be.byteSlots(n), 0); be.fill(this.s.vCodes, be.byteSlots(n), 0);
     be.fill(this.s.mAbsmax, blocks, 0); be.fill(this.s.vAbsmax, blocks, 0);
     be.write(this.s.signedMap, dynamicMap(true)); be.write(this.s.unsignedMap, dynamicMap(false));
+    const tables = new Uint8Array(6400);
+    tables.set(codeSearchTable(dynamicMap(true))); tables.set(codeSearchTable(dynamicMap(false)), 3200);
+    writeByteSlots(be, this.s.searchTables, tables);
   }
 
   /** Everything the step writes: weights (f32 bits), m and v codes, absmax. */
@@ -128,6 +131,24 @@ describe('the dynamic maps (bitsandbytes create_dynamic_map) and blockwise quant
     expect(signed[128]).toBeCloseTo(0.55e-6, 12);
     expect(unsigned[0]).toBe(0);
     expect(unsigned[1]).toBeCloseTo(0.325e-6, 12);
+  });
+
+  it('search tables start every bucket at or below its values, at most 3 entries short of the answer', () => {
+    const bits = new Uint32Array(1);
+    const value = new Float32Array(bits.buffer);
+    const at = (b: number) => { bits[0] = b >>> 0; return value[0]!; };
+    for (const map of [signed, unsigned]) {
+      const table = codeSearchTable(map);
+      expect(table).toHaveLength(3200);
+      for (let b = 0; b < 3200; b++) {
+        const sign = b >= 1600 ? -1 : 1, e = 103 + ((b % 1600) >> 6), m = b & 63;
+        const [lo, hi] = [at((e << 23) | (m << 17)), at((e << 23) + ((m + 1) << 17))];
+        const least = sign > 0 ? lo : -hi, most = sign > 0 ? hi : -lo;
+        const start = table[b]!;
+        if (start > 0) expect(map[start]!).toBeLessThanOrEqual(least);
+        expect(map.filter((v, i) => i > start && v <= most).length, `bucket ${b}`).toBeLessThanOrEqual(3);
+      }
+    }
   });
 
   it('stores each value as its nearest code (ties low; m keeps its sign) and dequantises within half a gap', () => {
@@ -307,9 +328,9 @@ describe('AdamW8bit in training', () => {
     // two code blocks (ceil(range/4) slots a range), two absmax blocks, the two maps
     const d = q8.model.params.decayRange.length, r = q8.model.params.noDecayRange.length;
     const blocks = Math.ceil(d / 256) + Math.ceil(r / 256);
-    expect(q8Bytes).toBe(2 * 4 * (Math.ceil(d / 4) + Math.ceil(r / 4)) + 2 * 4 * blocks + 2 * 1024);
-    // per parameter: 2 bytes of codes + 8/256 of absmax (+ the two maps' 2 KiB, fixed)
-    expect((q8Bytes - 2048) / n).toBeLessThan(2 + 8 / 256 + 0.001);
+    expect(q8Bytes).toBe(2 * 4 * (Math.ceil(d / 4) + Math.ceil(r / 4)) + 2 * 4 * blocks + 2 * 1024 + 6400);
+    // per parameter: 2 bytes of codes + 8/256 of absmax (+ 8.25 KiB of maps and search tables, fixed)
+    expect((q8Bytes - 2048 - 6400) / n).toBeLessThan(2 + 8 / 256 + 0.001);
   });
 });
 

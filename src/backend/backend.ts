@@ -45,7 +45,10 @@ export interface AdamWParams {
  * 8-bit blockwise AdamW state of n elements in backend memory (`Backend.adamw8bitStep`):
  * `mCodes`, `vCodes` (n bytes each, in `byteSlots(n)` elements), `mAbsmax`, `vAbsmax`
  * (ceil(n/256) f32), `signedMap`, `unsignedMap` (256 f32 each, sorted ascending: the dynamic maps
- * of src/quant/dynamic-map.ts). Element i of m is `signedMap[mCodes[i]] * mAbsmax[i / 256]`.
+ * of src/quant/dynamic-map.ts), `searchTables` (6400 bytes: `codeSearchTable` of the signed map,
+ * then of the unsigned one; where the wasm kernel starts each nearest-code search — the js and
+ * webgpu kernels search the maps directly and find the same codes). Element i of m is
+ * `signedMap[mCodes[i]] * mAbsmax[i / 256]`.
  */
 export interface AdamW8bitBuffers {
   mCodes: Ptr;
@@ -54,6 +57,7 @@ export interface AdamW8bitBuffers {
   vAbsmax: Ptr;
   signedMap: Ptr;
   unsignedMap: Ptr;
+  searchTables: Ptr;
 }
 
 /** A RoPE scaling (Hugging Face `rope_scaling`): `linear`, or Llama 3.1's `llama3` (see `Backend.ropeTableScaled`). */

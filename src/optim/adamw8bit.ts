@@ -16,14 +16,15 @@
  * quantises each tensor apart, and keeps tensors under 4,096 values in f32: here every value is 8-bit).
  *
  * State memory: n + n bytes of codes, 2 · 4 · ceil(n/256) bytes of absmax (≈ 2.03 bytes a
- * parameter; AdamW's m and v take 8), plus two 1 KiB maps. `stateBytes` gives the exact figure.
+ * parameter; AdamW's m and v take 8), plus 8.25 KiB of constants (the two maps and their search
+ * tables). `stateBytes` gives the exact figure.
  *
  * The guard (./update-guard.ts) needs ‖m‖: it is bounded by the block absmax values,
  * ‖m‖² ≤ 256 · Σ absmax², so one `sumSquares` over the m absmax block replaces AdamW's over m
  * (the bound stays never wrong, only looser).
  */
 import type { AdamW8bitBuffers, Ptr } from '../backend/backend.js';
-import { BLOCKWISE8_BLOCK, type Blockwise8, dynamicMap, quantizeBlockwise8 } from '../quant/dynamic-map.js';
+import { BLOCKWISE8_BLOCK, type Blockwise8, codeSearchTable, dynamicMap, quantizeBlockwise8 } from '../quant/dynamic-map.js';
 import type { ParameterSet } from '../tensor/parameters.js';
 import { type AdamWOptions, type AdamWState, checkAdamWHyperparameters } from './adamw.js';
 import { readByteSlots, writeByteSlots } from './byte-slots.js';
@@ -74,6 +75,8 @@ export class AdamW8bit {
   private readonly vAbsmax: Ptr;
   /** The signed map (256 f32), then the unsigned one. */
   private readonly maps: Ptr;
+  /** Their search tables (2 x 3200 bytes, `codeSearchTable`). */
+  private readonly searchTables: Ptr;
   private readonly blocks: number;
   /** scratch[0] = sum of squared grads, scratch[1] = clip factor, scratch[2..3] = sums of squared weights and m absmax (the guard). */
   private readonly scratch: Ptr;
@@ -105,14 +108,22 @@ export class AdamW8bit {
     this.mAbsmax = heap.allocStatic(blocks, 'adamw8bit.m.absmax');
     this.vAbsmax = heap.allocStatic(blocks, 'adamw8bit.v.absmax');
     this.maps = heap.allocStatic(512, 'adamw8bit.maps');
-    this.stateBytes = (2 * codeSlots + 2 * blocks + 512) * (be.dtype === 'f64' ? 8 : 4);
+    const tableSlots = be.byteSlots(6400);
+    this.searchTables = heap.allocStatic(tableSlots, 'adamw8bit.search_tables');
+    this.stateBytes = (2 * codeSlots + 2 * blocks + 512 + tableSlots) * (be.dtype === 'f64' ? 8 : 4);
     this.scratch = heap.allocStatic(4, 'adamw8bit.scratch');
     // codes 0 with absmax 0: m = v = 0 (as bitsandbytes' zero-initialised state)
     for (const [p, n] of [[this.mCodes, codeSlots], [this.vCodes, codeSlots], [this.mAbsmax, blocks], [this.vAbsmax, blocks], [this.scratch, 4]] as const) {
       if (n > 0) be.fill(p, n, 0);
     }
-    be.write(this.maps, dynamicMap(true));
-    be.write(this.maps + 256, dynamicMap(false));
+    const signed = dynamicMap(true);
+    const unsigned = dynamicMap(false);
+    be.write(this.maps, signed);
+    be.write(this.maps + 256, unsigned);
+    const tables = new Uint8Array(6400);
+    tables.set(codeSearchTable(signed));
+    tables.set(codeSearchTable(unsigned), 3200);
+    writeByteSlots(be, this.searchTables, tables);
   }
 
   /** Zero every gradient (one `fill` over the gradient block). */
@@ -171,7 +182,7 @@ export class AdamW8bit {
     return {
       mCodes: this.mCodes + r.codeSlot, vCodes: this.vCodes + r.codeSlot,
       mAbsmax: this.mAbsmax + r.block, vAbsmax: this.vAbsmax + r.block,
-      signedMap: this.maps, unsignedMap: this.maps + 256,
+      signedMap: this.maps, unsignedMap: this.maps + 256, searchTables: this.searchTables,
     };
   }
 

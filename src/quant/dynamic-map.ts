@@ -33,6 +33,42 @@ export function dynamicMap(signed: boolean): Float32Array {
   return Float32Array.from(data.sort((a, b) => a - b));
 }
 
+/** Buckets of a search table: 2 signs × 25 binades (2^-24 ≤ |x| < 2) × 64 (the 6 mantissa bits after the exponent). */
+export const SEARCH_TABLE_BUCKETS = 3200;
+
+/** The last index with map[index] <= y, or 0 when there is none. */
+function lastAtMost(map: Float32Array, y: number): number {
+  let lo = 0;
+  for (let i = 0; i < map.length; i++) if (map[i]! <= y) lo = i;
+  return lo;
+}
+
+/**
+ * Where the wasm kernel starts its search for x's code (`AdamW8bitBuffers.searchTables`): the
+ * bucket of x is its sign, its binade (f32 exponent 103..127) and the next 6 bits of its mantissa;
+ * entry = the last index whose map value is <= every x of the bucket (0 if none). The kernel steps
+ * forward from there while map[lo + 1] <= x (a bucket is 1/64 of a binade, narrower than the
+ * map's steps in most of [0, 1], so 0-2 steps) and falls back to a binary search outside the 25
+ * binades: the same code as a binary search, for any sorted map.
+ */
+export function codeSearchTable(map: Float32Array): Uint8Array {
+  const table = new Uint8Array(SEARCH_TABLE_BUCKETS);
+  const bits = new Uint32Array(1);
+  const value = new Float32Array(bits.buffer);
+  const at = (b: number) => { bits[0] = b; return value[0]!; };
+  for (let sign = 0; sign < 2; sign++) {
+    for (let e = 103; e <= 127; e++) {
+      for (let m = 0; m < 64; m++) {
+        const lower = at(((e << 23) | (m << 17)) >>> 0);
+        const upper = at((e << 23) + ((m + 1) << 17));
+        // positives: the bucket is [lower, upper); negatives: (-upper, -lower]
+        table[sign * 1600 + (e - 103) * 64 + m] = lastAtMost(map, sign ? -upper : lower);
+      }
+    }
+  }
+  return table;
+}
+
 /** Codes (n bytes) and per-block absmax (ceil(n/256) f32) of n values. */
 export interface Blockwise8 {
   codes: Uint8Array;

@@ -217,7 +217,7 @@ export class WasmBackend extends WasmKernelHost implements Backend {
     const s = state;
     // split over threads by whole blocks of 256 (each block's absmax is its own): any split, same bits
     this.run('adamw8bit_step', Math.ceil(n / 256), [params * 4, grads * 4, s.mCodes * 4, s.vCodes * 4, s.mAbsmax * 4, s.vAbsmax * 4,
-      s.signedMap * 4, s.unsignedMap * 4, hp.lr, hp.beta1, hp.beta2, hp.eps, hp.weightDecay, hp.step, gradScale * 4, n], 40 * n);
+      s.signedMap * 4, s.unsignedMap * 4, s.searchTables * 4, hp.lr, hp.beta1, hp.beta2, hp.eps, hp.weightDecay, hp.step, gradScale * 4, n], 40 * n);
   }
 
   // ---- BitNet b1.58: quantizers and packed ternary matmuls ----------------------------------
