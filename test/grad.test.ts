@@ -7,7 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import { JsBackend } from '../src/backend/js/index.js';
 import {
-  add, attention, crossEntropy, embedding, gelu, layerNorm, linear, matmul, mean, mul, noGrad, rmsNorm, scale, silu, sum,
+  add, attention, crossEntropy, linearCrossEntropy, embedding, gelu, layerNorm, linear, matmul, mean, mul, noGrad, rmsNorm, scale, silu, sum,
   relu2, rope,
 } from '../src/autograd/index.js';
 import { Heap } from '../src/tensor/heap.js';
@@ -153,6 +153,12 @@ describe('op gradients match central finite differences (f64, js backend)', () =
   it('crossEntropy, mean over rows, upstream gradient 1.7 (logits)', () => {
     const targets = { shape: [2, 3], index: Int32Array.from([0, 6, 3, 3, 1, 5]) };
     expect(checkOp((l, t) => crossEntropy(l, t), [randn(rng, [2, 3, 7], 2), targets])).toBeLessThan(TOL);
+  });
+  it('linearCrossEntropy, chunks of 2 rows over 7 and one chunk, upstream gradient 1.7 (x, W)', () => {
+    const targets = { shape: [7], index: Int32Array.from([0, 10, 3, 3, 1, 5, 10]) };
+    for (const chunk of [2, 0]) {
+      expect(checkOp((x, w, t) => linearCrossEntropy(x, w, t, chunk), [randn(rng, [7, 5]), randn(rng, [11, 5]), targets])).toBeLessThan(TOL);
+    }
   });
 });
 

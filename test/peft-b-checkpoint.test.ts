@@ -63,6 +63,14 @@ describe('gradient checkpointing', () => {
     expect(ckpt.highWater / plain.highWater).toBeLessThan(1 / 3);
   });
 
+  it('a chain of blocks hands one output gradient down: a layer more costs one (B, T, C) block output, not two', async () => {
+    const { createWasmBackend } = await import('../src/backend/wasm/index.js');
+    const at = async (layers: number) => (await run(await createWasmBackend(), { ...fp, layers }, true, 1)).highWater;
+    const perLayer = ((await at(6)) - (await at(3))) / 3;
+    expect(perLayer).toBeGreaterThanOrEqual(B * T * fp.dim);
+    expect(perLayer).toBeLessThan(1.5 * B * T * fp.dim);
+  });
+
   it('with a frozen base and prefix tuning (its MLP output read inside every block): the same adapter gradients, GPT and LLaMA/GQA', async () => {
     const { createWasmBackend } = await import('../src/backend/wasm/index.js');
     const run = async (llama: boolean, checkpointing: boolean) => {

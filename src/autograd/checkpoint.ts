@@ -6,8 +6,9 @@
  *   backward:  y = fn(x) again, recorded on the (drained) tape;  dy := dout;  run that sub-tape;
  *              release what the recomputation allocated
  *
- * So the arena holds, across the whole step, only the blocks' inputs and outputs, plus one
- * block's activations and gradients at a time. The recomputation runs the same kernels on the
+ * So the arena holds, across the whole step, only the blocks' inputs and outputs, one gradient
+ * of a block's output (handed down the chain of blocks), plus one block's activations and
+ * gradients at a time. The recomputation runs the same kernels on the
  * same inputs, so its values — and the gradients, which accumulate in the same order — are
  * bit-identical to the uncheckpointed step (tested). `fn` must be a pure function of `x` and the
  * parameters within one step: randomness in it (dropout, quantisation noise) has to be derived
@@ -50,14 +51,24 @@ export function checkpoint(fn: (x: Tensor) => Tensor, x: Tensor, inputs: readonl
     name: op,
     backward: () => {
       if (out.gradPtr === 0) return;
-      // the gradients of x and of the other activation inputs must outlive the recomputation
-      for (const t of [x, ...inputs]) if (t.requiresGrad && t.kind === 'activation') heap.gradOf(t);
+      // x's gradient can take over out's buffer when x has none yet and the same size: out is
+      // dead once this entry ran (its gradient came from ops recorded later, which ran before),
+      // so a chain of blocks passes one gradient buffer down instead of keeping one per block
+      const handOver = x.requiresGrad && x.kind === 'activation' && x.gradPtr === 0 && x.size === out.size;
+      // the gradients of the other activation inputs (and of x otherwise) must outlive the recomputation
+      for (const t of [x, ...inputs]) if (t.requiresGrad && t.kind === 'activation' && !(handOver && t === x)) heap.gradOf(t);
       const recomputeMark = heap.arenaMark();
+      if (handOver) heap.gradOf(x); // inside the recomputation's region, copied into out's buffer below
       // backward() drained the tape before running this entry, so the recomputation records
       // onto an empty tape: exactly fn's ops, which run in reverse right here
       const y2 = fn(x);
       y2.gradPtr = out.gradPtr;
       for (const e of heap.tape.drainReversed()) e.backward();
+      if (handOver) {
+        heap.backend.copy(out.gradPtr, x.gradPtr, x.size);
+        x.gradPtr = out.gradPtr;
+        out.gradPtr = 0;
+      }
       heap.releaseArenaTo(recomputeMark);
     },
   });

@@ -13,7 +13,7 @@
  */
 import { checkpoint } from '../autograd/checkpoint.js';
 import type { VirtualTokens } from './gpt.js';
-import { crossEntropy } from '../autograd/ops/loss.js';
+import { linearCrossEntropy } from '../autograd/ops/loss.js';
 import { linear } from '../autograd/ops/linear.js';
 import type { RopeScaling } from '../backend/backend.js';
 import type { Heap } from '../tensor/heap.js';
@@ -149,9 +149,13 @@ export function resolveLlamaConfig(config: LlamaConfig): ResolvedLlamaConfig {
   };
 }
 
-/** What `forward` returns: logits (B, T, V), and the mean cross-entropy when targets were given. */
+/**
+ * What `forward` returns: logits (B, T, V) without targets; with targets the mean cross-entropy
+ * `loss` alone (the head and the loss run fused, chunk by chunk, so the (B, T, V) logits are never
+ * held whole: `linearCrossEntropy`).
+ */
 export interface LlamaOutput {
-  logits: Tensor;
+  logits?: Tensor;
   loss?: Tensor;
 }
 
@@ -215,9 +219,11 @@ export class LlamaModel {
   }
 
   /**
-   * tokens (B, T) indices, T <= contextLength → logits (B, T, V); with targets (B, T) also the
+   * tokens (B, T) indices, T <= contextLength → logits (B, T, V); with targets (B, T) instead the
    * mean cross-entropy `loss`.
    */
+  forward(tokens: Tensor): { logits: Tensor };
+  forward(tokens: Tensor, targets: Tensor | undefined): LlamaOutput;
   forward(tokens: Tensor, targets?: Tensor): LlamaOutput {
     const { contextLength } = this.config;
     if (tokens.rank !== 2) throw new Error(`LlamaModel.forward: tokens must be (B, T), got ${formatShape(tokens.shape)}`);
@@ -235,7 +241,7 @@ export class LlamaModel {
     if (this.gradientCheckpointing) for (const block of this.blocks) x = checkpoint((h) => block.forward(h), x, inputs);
     else for (const block of this.blocks) x = block.forward(x);
     if (vt) x = vt.strip(x);
-    const logits = linear(this.finalNorm.forward(x), this.headWeight);
-    return targets ? { logits, loss: crossEntropy(logits, targets) } : { logits };
+    const h = this.finalNorm.forward(x);
+    return targets ? { loss: linearCrossEntropy(h, this.headWeight, targets) } : { logits: linear(h, this.headWeight) };
   }
 }

@@ -141,8 +141,8 @@ export class QatTraining implements StepExtension {
       const { logits } = this.model.forward(tokens);
       loss = distillationLoss(logits, teacherLogits(this.teacher, tokens), targets, { alpha: this.cfg.distillAlpha, temperature: this.cfg.distillTemperature });
     } else {
-      const out = this.model.forward(tokens, targets);
-      loss = out.loss!;
+      // GPT | LlamaModel: the union's overloads do not resolve together; both return { loss } with targets
+      loss = (this.model as { forward(tokens: Tensor, targets: Tensor): { loss?: Tensor } }).forward(tokens, targets).loss!;
     }
     const r = this.regularizer?.loss(step);
     return r ? add(loss, r) : loss;

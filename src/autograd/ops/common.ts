@@ -55,8 +55,7 @@ export function rows(t: Tensor): number {
  * Returns whether it recorded (ops skip saving backward-only state otherwise).
  */
 export function recordOp(name: string, inputs: readonly (Tensor | null | undefined)[], out: Tensor, backward: () => void): boolean {
-  if (!isGradEnabled()) return false;
-  if (!inputs.some((t) => t?.requiresGrad)) return false;
+  if (!willRecord(inputs)) return false;
   out.requiresGrad = true;
   out.heap.tape.record({
     name,
@@ -65,6 +64,11 @@ export function recordOp(name: string, inputs: readonly (Tensor | null | undefin
     },
   });
   return true;
+}
+
+/** Whether `recordOp` with these inputs will record (grad mode on, some input requires grad). */
+export function willRecord(inputs: readonly (Tensor | null | undefined)[]): boolean {
+  return isGradEnabled() && inputs.some((t) => t?.requiresGrad);
 }
 
 /** Whether `t` should receive a gradient in backward. */

@@ -7,6 +7,6 @@ export { sum, mean } from './reduce.js';
 export { attention, groupedAttention } from './attention.js';
 export { rope, ropeHeads } from './rope.js';
 export { embedding } from './embedding.js';
-export { crossEntropy } from './loss.js';
+export { crossEntropy, linearCrossEntropy, LOSS_CHUNK_ELEMENTS } from './loss.js';
 // BitNet b1.58
 export { bitLinear, type BitLinearOpOptions, type SteVariant } from './bitlinear.js';
