@@ -163,7 +163,7 @@ export async function finetuneCommand(argv: readonly string[], io: CliIO): Promi
         `base: ${i.base} | frozen as ${i.baseKind === 'ternary' ? 'packed 2-bit ternary codes + scales' : i.baseKind === 'nf4' ? 'NF4 (4-bit, double-quantised scales)' : 'f32'}\n` +
           (i.method ? `peft: ${i.method}\n` : `peft: ${i.peft} r ${l.r}, alpha ${l.loraAlpha}${l.useRslora ? ' (rsLoRA)' : ''}, dropout ${l.loraDropout}, bias ${l.bias}${l.quantAware ? ', quantisation-aware' : ''} | ${i.targets.length} projections adapted${l.modulesToSave.length ? ` | modules_to_save ${l.modulesToSave.join(', ')}` : ''}\n`) +
           `trainable params: ${i.trainable.toLocaleString('en-US')} || all params: ${i.total.toLocaleString('en-US')} || trainable%: ${pct}\n` +
-          `memory: base ${MB(i.memory.base)} (+ ${MB(i.memory.baseGradientBlock)} gradient block of its f32 tensors, never written) | adapters + grads ${MB(i.memory.adapters)} | optimizer state ${MB(i.memory.optimizer)} | activations ${MB(i.memory.activations)}\n` +
+          `memory: base ${MB(i.memory.base)} | adapters + grads ${MB(i.memory.adapters)} | optimizer state ${MB(i.memory.optimizer)} | activations ${MB(i.memory.activations)}\n` +
           `data: ${i.trainTokens} train / ${i.valTokens} val tokens${i.unknownChars.length ? ` (${run.unknownChars === 'drop' ? 'dropped' : 'replaced'}: ${i.unknownChars.map((c) => `${JSON.stringify(c.char)} ×${c.count}`).join(', ')})` : ''} | ${i.threads} thread${i.threads > 1 ? 's' : ''} | run directory ${i.outDir}\n`,
       );
     },

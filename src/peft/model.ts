@@ -68,8 +68,6 @@ export interface PeftModelOptions {
 export interface PeftMemory {
   /** Frozen base: its f32 tensors plus packed projections. */
   base: number;
-  /** The gradient block the base model's parameter set allocates for its frozen tensors (never written). */
-  baseGradientBlock: number;
   /** Trainable tensors and their gradients. */
   adapters: number;
   /** Arena high-water mark so far (forward + backward of one step). */
@@ -250,16 +248,16 @@ export class PeftModel {
   }
 
   /**
-   * Allocate the base's parameters (frozen), the packed bases and the trainable set on `heap`;
+   * Allocate the base's parameters (frozen: no gradient block), the packed bases and the trainable set on `heap`;
    * initialise lora_A as PEFT does (Kaiming-uniform, bound 1/√in) and lora_B to zeros, so the
    * adapted model starts as the base. Returns `this`.
    */
   materialize(heap: Heap, rng: Rng): this {
+    this.base.params.freeze(); // no gradient block for the frozen base
     this.base.materialize(heap, rng);
     for (const p of this.packed) p.base.materialize(heap);
     this.params.materialize(heap, rng);
     this.heapRef = heap;
-    for (const [, t] of this.base.params) t.requiresGrad = false;
     for (const layer of this.layers) {
       for (const a of layer.adapters) {
         const K = a.A.shape[1]!;
@@ -357,7 +355,6 @@ export class PeftModel {
     const packed = this.packed.reduce((s, p) => s + p.base.bytes, 0);
     return {
       base: 4 * this.base.params.blockSize + packed,
-      baseGradientBlock: 4 * this.base.params.blockSize,
       adapters: 2 * 4 * this.params.blockSize,
       activations: 4 * heap.stats().arenaHighWater,
     };

@@ -54,6 +54,25 @@ export class ParameterSet {
   private gradBase: Ptr = 0;
   private size = 0;
   private decayLength = 0;
+  private frozenSet = false;
+
+  /**
+   * Freeze the whole set before `materialize`: no gradient block is allocated and no tensor
+   * requires grad (a PEFT model's base, src/peft/model.ts: gradients flow through it to the
+   * adapters, never into it). `gradOffset` then throws; `zeroGrad` does nothing.
+   */
+  freeze(): this {
+    if (this.heapRef) throw new Error('freeze: the parameter set is already materialized; freeze it before materialize()');
+    this.frozenSet = true;
+    for (const t of this.byName.values()) t.requiresGrad = false;
+    for (const g of this.groups) if (g.whole) g.whole.requiresGrad = false;
+    return this;
+  }
+
+  /** Whether `freeze` ran (no gradient block). */
+  get frozen(): boolean {
+    return this.frozenSet;
+  }
 
   /** Register one parameter. Returns its tensor handle (usable once the set is materialized). */
   register(name: string, shape: readonly number[], opts: ParamOptions): Tensor {
@@ -103,11 +122,11 @@ export class ParameterSet {
     if (ordered.every((g) => g.opts.decay)) this.decayLength = cursor;
     this.size = cursor;
     this.paramBase = heap.allocStatic(this.size, 'parameters');
-    this.gradBase = heap.allocStatic(this.size, 'gradients');
+    this.gradBase = this.frozenSet ? 0 : heap.allocStatic(this.size, 'gradients');
     const be = heap.backend;
     if (this.size > 0) {
       be.fill(this.paramBase, this.size, 0); // padding stays 0 in every block
-      be.fill(this.gradBase, this.size, 0);
+      if (!this.frozenSet) be.fill(this.gradBase, this.size, 0);
     }
     this.heapRef = heap;
     for (const g of ordered) {
@@ -134,7 +153,8 @@ export class ParameterSet {
   private bind(t: Tensor, heap: Heap, offset: Ptr): void {
     t.heapRef = heap;
     t.offset = offset;
-    t.gradPtr = offset + (this.gradBase - this.paramBase);
+    t.gradPtr = this.frozenSet ? 0 : offset + (this.gradBase - this.paramBase);
+    if (this.frozenSet) t.requiresGrad = false;
   }
 
   /** Whether `materialize` ran. */
@@ -195,6 +215,7 @@ export class ParameterSet {
   /** Element offset of the gradient block. */
   get gradOffset(): Ptr {
     this.assertMaterialized();
+    if (this.frozenSet) throw new Error('ParameterSet: a frozen set has no gradient block (freeze() ran); build the optimizer over the trainable set');
     return this.gradBase;
   }
 
@@ -212,7 +233,7 @@ export class ParameterSet {
 
   /** Set every gradient to zero: one `fill` over the gradient block. */
   zeroGrad(): void {
-    if (this.size > 0) this.heap.backend.fill(this.gradBase, this.size, 0);
+    if (this.size > 0 && !this.frozenSet) this.heap.backend.fill(this.gradBase, this.size, 0);
   }
 
   /** Copy every parameter's values out, by name (f32; an f64 backend's values are rounded). */
