@@ -196,6 +196,26 @@ describe('ParameterSet', () => {
     expect(ps.count).toBe(15 + 12 + 3);
   });
 
+  it('a frozen set allocates no gradient block: its tensors take no gradient and say so', () => {
+    const heap = heapOf();
+    const before = heap.stats().staticElements;
+    const ps = build().freeze();
+    ps.materialize(heap, new Rng(1));
+    expect(heap.stats().staticElements - before).toBe(ps.blockSize); // values only (an unfrozen set: twice)
+    for (const [, p] of ps) {
+      expect(p.requiresGrad).toBe(false);
+      expect(p.gradPtr).toBe(0);
+    }
+    expect(() => ps.gradOffset).toThrow(/a frozen set has no gradient block/);
+    ps.zeroGrad(); // nothing to clear
+    // a gradient flows through a frozen weight to the input, never into it
+    const x = heap.fromArray([1, 2, 3, 4, 5, 6], [2, 3], { requiresGrad: true });
+    sum(linear(x, ps.getParam('model.layers.0.mlp.up_proj.weight'))).backward();
+    expect(x.grad).not.toBeNull();
+    expect(() => build().freeze().freeze().materialize(heapOf(), new Rng(1))).not.toThrow();
+    expect(() => ps.freeze()).toThrow(/already materialized; freeze it before materialize/);
+  });
+
   it('initialises identically on f32 and f64 backends (values drawn in registration order)', () => {
     const a = build();
     const b = build();
