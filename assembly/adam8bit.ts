@@ -4,7 +4,7 @@
 // with one f32 absmax per block of 256 elements: m = qmap_signed[code] * m_absmax[block].
 //
 // params, grads (n) f32; m_codes, v_codes (n) bytes; m_absmax, v_absmax (ceil(n/256)) f32;
-// qmap_signed, qmap_unsigned (256) f32, sorted ascending; search_tables (2 x 3200 bytes) where each
+// qmap_signed, qmap_unsigned (256) f32, sorted ascending; search_tables (2 x 8196 bytes) where each
 // map's nearest-code search starts. Blocks [b0, b1); the last block of n may
 // be partial. Every block is independent, so any split over threads gives the same bits.
 // Byte-offset pointers.
@@ -30,17 +30,18 @@ const BLOCK: i32 = 256;
 
 // The index of the map entry nearest to x (ties to the lower index): the last entry <= x (entry 0
 // when x is below it), then the nearer of it and the next. The last entry <= x starts from x's
-// bucket in `table` (sign, binade 103..127, 6 mantissa bits: src/quant/dynamic-map.ts
-// codeSearchTable) and steps forward; outside those binades (|x| < 2^-24, or NaN) a branch-free
-// binary search. Both give the js reference's code (a plain binary search).
+// bucket in `table` (src/quant/dynamic-map.ts codeSearchTable: per sign, |x| < 2^-63, then 64
+// binades x 6 mantissa bits, then |x| >= 2) and steps forward; NaN and Inf take a binary search.
+// Both give the js reference's code (a plain binary search).
 @inline function nearestCode(map: usize, table: usize, x: f32): i32 {
   const bits = reinterpret<u32>(x);
   const e = <i32>((bits >> 23) & 0xff);
   let lo: i32 = 0;
-  if (e < 103 || e > 127) {
+  if (e == 255) {
     for (let s: i32 = 128; s > 0; s >>= 1) lo += select<i32>(s, 0, mapAt(map, lo + s) <= x);
   } else {
-    lo = <i32>load<u8>(table + <usize>(<i32>(bits >> 31) * 1600 + ((e - 103) << 6) + <i32>((bits >> 17) & 63)));
+    const k = select<i32>(0, select<i32>(4097, 1 + ((e - 64) << 6) + <i32>((bits >> 17) & 63), e > 127), e < 64);
+    lo = <i32>load<u8>(table + <usize>(<i32>(bits >> 31) * 4098 + k));
     // two steps without branches (most buckets need 0-2), then any rest
     lo += select<i32>(1, 0, lo < 255 && mapAt(map, lo + 1) <= x);
     lo += select<i32>(1, 0, lo < 255 && mapAt(map, lo + 1) <= x);
@@ -85,7 +86,7 @@ export function adamw8bit_step(params: usize, grads: usize, m_codes: usize, v_co
   const bc2 = <f32>(1 - powi(<f64>beta2, step));
   const omb1: f32 = 1 - beta1;
   const omb2: f32 = 1 - beta2;
-  const ut = search_tables + 3200;
+  const ut = search_tables + 8196;
   // the same operations in f32x4 lanes (IEEE per lane: the scalar tail's bits)
   const vgs = f32x4.splat(gs), vb1 = f32x4.splat(beta1), vb2 = f32x4.splat(beta2), v1b1 = f32x4.splat(omb1), v1b2 = f32x4.splat(omb2);
   const vbc1 = f32x4.splat(bc1), vbc2 = f32x4.splat(bc2), veps = f32x4.splat(eps), vwd = f32x4.splat(weight_decay), vlr = f32x4.splat(lr);

@@ -16,7 +16,7 @@ import { AdamW } from '../src/optim/adamw.js';
 import { AdamW8bit } from '../src/optim/adamw8bit.js';
 import { readByteSlots, writeByteSlots } from '../src/optim/byte-slots.js';
 import { dynamicMap8 } from '../src/peft/nf4.js';
-import { BLOCKWISE8_BLOCK, codeSearchTable, dequantizeBlockwise8, dynamicMap, quantizeBlockwise8 } from '../src/quant/dynamic-map.js';
+import { BLOCKWISE8_BLOCK, SEARCH_TABLES_BYTES, codeSearchTable, dequantizeBlockwise8, dynamicMap, quantizeBlockwise8 } from '../src/quant/dynamic-map.js';
 import { MemoryFileSystem } from '../src/runtime/fs.js';
 import { Heap } from '../src/tensor/heap.js';
 import { Trainer } from '../src/train/trainer.js';
@@ -39,14 +39,14 @@ class Problem {
     this.p = take(n); this.g = take(n); this.scale = take(1);
     this.s = {
       mCodes: take(be.byteSlots(n)), vCodes: take(be.byteSlots(n)), mAbsmax: take(blocks), vAbsmax: take(blocks),
-      signedMap: take(256), unsignedMap: take(256), searchTables: take(be.byteSlots(6400)),
+      signedMap: take(256), unsignedMap: take(256), searchTables: take(be.byteSlots(SEARCH_TABLES_BYTES)),
     };
     be.reserve(top + 16);
     be.fill(this.s.mCodes, be.byteSlots(n), 0); be.fill(this.s.vCodes, be.byteSlots(n), 0);
     be.fill(this.s.mAbsmax, blocks, 0); be.fill(this.s.vAbsmax, blocks, 0);
     be.write(this.s.signedMap, dynamicMap(true)); be.write(this.s.unsignedMap, dynamicMap(false));
-    const tables = new Uint8Array(6400);
-    tables.set(codeSearchTable(dynamicMap(true))); tables.set(codeSearchTable(dynamicMap(false)), 3200);
+    const tables = new Uint8Array(SEARCH_TABLES_BYTES);
+    tables.set(codeSearchTable(dynamicMap(true))); tables.set(codeSearchTable(dynamicMap(false)), SEARCH_TABLES_BYTES / 2);
     writeByteSlots(be, this.s.searchTables, tables);
   }
 
@@ -137,16 +137,18 @@ describe('the dynamic maps (bitsandbytes create_dynamic_map) and blockwise quant
     const bits = new Uint32Array(1);
     const value = new Float32Array(bits.buffer);
     const at = (b: number) => { bits[0] = b >>> 0; return value[0]!; };
+    const per = SEARCH_TABLES_BYTES / 4;
     for (const map of [signed, unsigned]) {
       const table = codeSearchTable(map);
-      expect(table).toHaveLength(3200);
-      for (let b = 0; b < 3200; b++) {
-        const sign = b >= 1600 ? -1 : 1, e = 103 + ((b % 1600) >> 6), m = b & 63;
-        const [lo, hi] = [at((e << 23) | (m << 17)), at((e << 23) + ((m + 1) << 17))];
+      expect(table).toHaveLength(2 * per);
+      for (let b = 0; b < 2 * per; b++) {
+        const sign = b >= per ? -1 : 1, k = b % per;
+        // the bucket's magnitudes [lo, hi)
+        const [lo, hi] = k === 0 ? [0, at(64 << 23)] : k === per - 1 ? [2, Infinity] : [at(((64 + ((k - 1) >> 6)) << 23) | (((k - 1) & 63) << 17)), at(((64 + ((k - 1) >> 6)) << 23) + ((((k - 1) & 63) + 1) << 17))];
         const least = sign > 0 ? lo : -hi, most = sign > 0 ? hi : -lo;
         const start = table[b]!;
         if (start > 0) expect(map[start]!).toBeLessThanOrEqual(least);
-        expect(map.filter((v, i) => i > start && v <= most).length, `bucket ${b}`).toBeLessThanOrEqual(3);
+        if (k > 0 && k < per - 1) expect(map.filter((v, i) => i > start && v <= most).length, `bucket ${b}`).toBeLessThanOrEqual(3);
       }
     }
   });
@@ -328,9 +330,9 @@ describe('AdamW8bit in training', () => {
     // two code blocks (ceil(range/4) slots a range), two absmax blocks, the two maps
     const d = q8.model.params.decayRange.length, r = q8.model.params.noDecayRange.length;
     const blocks = Math.ceil(d / 256) + Math.ceil(r / 256);
-    expect(q8Bytes).toBe(2 * 4 * (Math.ceil(d / 4) + Math.ceil(r / 4)) + 2 * 4 * blocks + 2 * 1024 + 6400);
-    // per parameter: 2 bytes of codes + 8/256 of absmax (+ 8.25 KiB of maps and search tables, fixed)
-    expect((q8Bytes - 2048 - 6400) / n).toBeLessThan(2 + 8 / 256 + 0.001);
+    expect(q8Bytes).toBe(2 * 4 * (Math.ceil(d / 4) + Math.ceil(r / 4)) + 2 * 4 * blocks + 2 * 1024 + SEARCH_TABLES_BYTES);
+    // per parameter: 2 bytes of codes + 8/256 of absmax (+ 18 KiB of maps and search tables, fixed)
+    expect((q8Bytes - 2048 - SEARCH_TABLES_BYTES) / n).toBeLessThan(2 + 8 / 256 + 0.001);
   });
 });
 

@@ -45,7 +45,7 @@ export interface AdamWParams {
  * 8-bit blockwise AdamW state of n elements in backend memory (`Backend.adamw8bitStep`):
  * `mCodes`, `vCodes` (n bytes each, in `byteSlots(n)` elements), `mAbsmax`, `vAbsmax`
  * (ceil(n/256) f32), `signedMap`, `unsignedMap` (256 f32 each, sorted ascending: the dynamic maps
- * of src/quant/dynamic-map.ts), `searchTables` (6400 bytes: `codeSearchTable` of the signed map,
+ * of src/quant/dynamic-map.ts), `searchTables` (16392 bytes: `codeSearchTable` of the signed map,
  * then of the unsigned one; where the wasm kernel starts each nearest-code search — the js and
  * webgpu kernels search the maps directly and find the same codes). Element i of m is
  * `signedMap[mCodes[i]] * mAbsmax[i / 256]`.

@@ -227,7 +227,7 @@ export function checkAdamW8bit(m: M & { byteSlots(bytes: number): number }, para
   const blocks = Math.ceil(n / 256);
   checkSpan(m, k, 'state.mAbsmax', s.mAbsmax, blocks, '(ceil(n/256))'); checkSpan(m, k, 'state.vAbsmax', s.vAbsmax, blocks, '(ceil(n/256))');
   checkSpan(m, k, 'state.signedMap', s.signedMap, 256, '(256)'); checkSpan(m, k, 'state.unsignedMap', s.unsignedMap, 256, '(256)');
-  checkSpan(m, k, 'state.searchTables', s.searchTables, m.byteSlots(6400), '(6400 bytes)');
+  checkSpan(m, k, 'state.searchTables', s.searchTables, m.byteSlots(16392), '(16392 bytes)');
   checkSpan(m, k, 'gradScale', gradScale, 1, '(1)', true);
 }
 

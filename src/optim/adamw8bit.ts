@@ -16,7 +16,7 @@
  * quantises each tensor apart, and keeps tensors under 4,096 values in f32: here every value is 8-bit).
  *
  * State memory: n + n bytes of codes, 2 · 4 · ceil(n/256) bytes of absmax (≈ 2.03 bytes a
- * parameter; AdamW's m and v take 8), plus 8.25 KiB of constants (the two maps and their search
+ * parameter; AdamW's m and v take 8), plus 18 KiB of constants (the two maps and their search
  * tables). `stateBytes` gives the exact figure.
  *
  * The guard (./update-guard.ts) needs ‖m‖: it is bounded by the block absmax values,
@@ -24,7 +24,7 @@
  * (the bound stays never wrong, only looser).
  */
 import type { AdamW8bitBuffers, Ptr } from '../backend/backend.js';
-import { BLOCKWISE8_BLOCK, type Blockwise8, codeSearchTable, dynamicMap, quantizeBlockwise8 } from '../quant/dynamic-map.js';
+import { BLOCKWISE8_BLOCK, type Blockwise8, SEARCH_TABLES_BYTES, codeSearchTable, dynamicMap, quantizeBlockwise8 } from '../quant/dynamic-map.js';
 import type { ParameterSet } from '../tensor/parameters.js';
 import { type AdamWOptions, type AdamWState, checkAdamWHyperparameters } from './adamw.js';
 import { readByteSlots, writeByteSlots } from './byte-slots.js';
@@ -75,7 +75,7 @@ export class AdamW8bit {
   private readonly vAbsmax: Ptr;
   /** The signed map (256 f32), then the unsigned one. */
   private readonly maps: Ptr;
-  /** Their search tables (2 x 3200 bytes, `codeSearchTable`). */
+  /** Their search tables (2 x 8196 bytes, `codeSearchTable`). */
   private readonly searchTables: Ptr;
   private readonly blocks: number;
   /** scratch[0] = sum of squared grads, scratch[1] = clip factor, scratch[2..3] = sums of squared weights and m absmax (the guard). */
@@ -108,7 +108,7 @@ export class AdamW8bit {
     this.mAbsmax = heap.allocStatic(blocks, 'adamw8bit.m.absmax');
     this.vAbsmax = heap.allocStatic(blocks, 'adamw8bit.v.absmax');
     this.maps = heap.allocStatic(512, 'adamw8bit.maps');
-    const tableSlots = be.byteSlots(6400);
+    const tableSlots = be.byteSlots(SEARCH_TABLES_BYTES);
     this.searchTables = heap.allocStatic(tableSlots, 'adamw8bit.search_tables');
     this.stateBytes = (2 * codeSlots + 2 * blocks + 512 + tableSlots) * (be.dtype === 'f64' ? 8 : 4);
     this.scratch = heap.allocStatic(4, 'adamw8bit.scratch');
@@ -120,9 +120,9 @@ export class AdamW8bit {
     const unsigned = dynamicMap(false);
     be.write(this.maps, signed);
     be.write(this.maps + 256, unsigned);
-    const tables = new Uint8Array(6400);
+    const tables = new Uint8Array(SEARCH_TABLES_BYTES);
     tables.set(codeSearchTable(signed));
-    tables.set(codeSearchTable(unsigned), 3200);
+    tables.set(codeSearchTable(unsigned), SEARCH_TABLES_BYTES / 2);
     writeByteSlots(be, this.searchTables, tables);
   }
 

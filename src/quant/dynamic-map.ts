@@ -33,8 +33,13 @@ export function dynamicMap(signed: boolean): Float32Array {
   return Float32Array.from(data.sort((a, b) => a - b));
 }
 
-/** Buckets of a search table: 2 signs × 25 binades (2^-24 ≤ |x| < 2) × 64 (the 6 mantissa bits after the exponent). */
-export const SEARCH_TABLE_BUCKETS = 3200;
+/**
+ * Buckets of a search table, per sign: 0 for |x| < 2^-63 (zero and subnormals included), then 64
+ * binades (f32 exponent 64..127) × 64 (the 6 mantissa bits after the exponent), then |x| >= 2.
+ */
+export const SEARCH_TABLE_BUCKETS = 2 * (2 + 64 * 64);
+/** Bytes of the two maps' search tables (`AdamW8bitBuffers.searchTables`). */
+export const SEARCH_TABLES_BYTES = 2 * SEARCH_TABLE_BUCKETS;
 
 /** The last index with map[index] <= y, or 0 when there is none. */
 function lastAtMost(map: Float32Array, y: number): number {
@@ -44,27 +49,31 @@ function lastAtMost(map: Float32Array, y: number): number {
 }
 
 /**
- * Where the wasm kernel starts its search for x's code (`AdamW8bitBuffers.searchTables`): the
- * bucket of x is its sign, its binade (f32 exponent 103..127) and the next 6 bits of its mantissa;
- * entry = the last index whose map value is <= every x of the bucket (0 if none). The kernel steps
- * forward from there while map[lo + 1] <= x (a bucket is 1/64 of a binade, narrower than the
- * map's steps in most of [0, 1], so 0-2 steps) and falls back to a binary search outside the 25
- * binades: the same code as a binary search, for any sorted map.
+ * Where the wasm kernel starts its search for x's code (`AdamW8bitBuffers.searchTables`): x's
+ * bucket is its sign and, for 2^-63 <= |x| < 2, its binade and the next 6 bits of its mantissa
+ * (one bucket below, one above); entry = the last index whose map value is <= every x of the bucket
+ * (0 if none). The kernel steps forward from there while map[lo + 1] <= x: a bucket is 1/64 of a
+ * binade, narrower than the dynamic maps' steps, so 0-2 steps (tested) — and the same code as a
+ * binary search for any sorted map. Only NaN and ±Inf take the binary search.
  */
 export function codeSearchTable(map: Float32Array): Uint8Array {
+  const per = SEARCH_TABLE_BUCKETS / 2;
   const table = new Uint8Array(SEARCH_TABLE_BUCKETS);
   const bits = new Uint32Array(1);
   const value = new Float32Array(bits.buffer);
-  const at = (b: number) => { bits[0] = b; return value[0]!; };
+  const at = (b: number) => { bits[0] = b >>> 0; return value[0]!; };
   for (let sign = 0; sign < 2; sign++) {
-    for (let e = 103; e <= 127; e++) {
+    const base = sign * per;
+    // positives: a bucket holds [lower, upper); negatives: (-upper, -lower]
+    table[base] = lastAtMost(map, sign ? -at(64 << 23) : 0);
+    for (let e = 64; e <= 127; e++) {
       for (let m = 0; m < 64; m++) {
-        const lower = at(((e << 23) | (m << 17)) >>> 0);
+        const lower = at((e << 23) | (m << 17));
         const upper = at((e << 23) + ((m + 1) << 17));
-        // positives: the bucket is [lower, upper); negatives: (-upper, -lower]
-        table[sign * 1600 + (e - 103) * 64 + m] = lastAtMost(map, sign ? -upper : lower);
+        table[base + 1 + (e - 64) * 64 + m] = lastAtMost(map, sign ? -upper : lower);
       }
     }
+    table[base + per - 1] = lastAtMost(map, sign ? -Infinity : 2);
   }
   return table;
 }
