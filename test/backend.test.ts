@@ -3,7 +3,7 @@
 // of its forward (f64, so tolerances are tight; the wasm kernels are checked against js in kernels.test.ts).
 import { describe, expect, it, vi } from 'vitest';
 import { BackendError, type Backend } from '../src/backend/backend.js';
-import { createBackend, createWasmBackend, hasWasmSimd, JsBackend, WasmBackend } from '../src/backend/index.js';
+import { createBackend, createWasmBackend, defaultMaxSharedBytes, hasWasmSimd, JsBackend, WasmBackend } from '../src/backend/index.js';
 import { Rng } from '../src/util/rng.js';
 
 /** Bump allocator over a backend (tests only). */
@@ -111,6 +111,24 @@ describe('createBackend', () => {
   it('returns the wasm backend by default', async () => {
     expect(await createBackend()).toBeInstanceOf(WasmBackend);
     expect(await createWasmBackend({ initialCapacity: 1000 })).toBeInstanceOf(WasmBackend);
+  });
+
+  it('a threaded wasm backend from createBackend may grow past 2 GiB in Node (the whole wasm32 memory)', async () => {
+    expect(defaultMaxSharedBytes()).toBe(4 * 2 ** 30 - 65536);
+    const be = await createBackend('wasm', { threads: 2 });
+    try {
+      be.reserve((2 ** 31 + 2 ** 28) / 4); // 2.25 GiB: address space, the pages stay untouched
+      be.write((2 ** 31 + 2 ** 27) / 4, [1.5]);
+      expect(be.readSync((2 ** 31 + 2 ** 27) / 4, 1)[0]).toBe(1.5);
+    } finally {
+      be.dispose();
+    }
+    const small = await createBackend('wasm', { threads: 2, maxSharedBytes: 2 ** 28 });
+    try {
+      expect(() => small.reserve(2 ** 27)).toThrow();
+    } finally {
+      small.dispose();
+    }
   });
 
   it('falls back to the js backend, warning once, where WebAssembly SIMD is missing', async () => {

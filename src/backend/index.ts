@@ -23,6 +23,19 @@ export interface CreateBackendOptions {
    * is single-threaded (it is the reference).
    */
   threads?: number;
+  /**
+   * wasm backend with threads > 1: the largest memory it may grow to, in bytes. A shared memory
+   * reserves its maximum up front, so the default is the whole 4 GiB a wasm32 memory addresses
+   * on server runtimes (Node, Deno, Bun: reserved address space, not RAM) and 2 GiB in browsers,
+   * where a tab's reservation is scarcer.
+   */
+  maxSharedBytes?: number;
+}
+
+/** Default `maxSharedBytes`: 4 GiB − 64 KiB (wasm32's limit) outside browsers, 2 GiB in them. */
+export function defaultMaxSharedBytes(): number {
+  const g = globalThis as { process?: { versions?: { node?: string } }; Deno?: unknown };
+  return g.process?.versions?.node || g.Deno ? 4 * 2 ** 30 - 65536 : 2 ** 31;
 }
 
 // (module (func (result v128) i32.const 0 i8x16.splat i8x16.popcnt)), as in wasm-feature-detect
@@ -82,5 +95,5 @@ export async function createBackend(name: BackendName = 'wasm', opts: CreateBack
     return new JsBackend({ initialCapacity: opts.initialCapacity });
   }
   const { createWasmBackend } = await import('./wasm/index.js');
-  return createWasmBackend({ initialCapacity: opts.initialCapacity, threads: opts.threads });
+  return createWasmBackend({ initialCapacity: opts.initialCapacity, threads: opts.threads, maxSharedBytes: opts.maxSharedBytes ?? defaultMaxSharedBytes() });
 }
