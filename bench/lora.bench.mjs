@@ -2,12 +2,18 @@
 // 576, 9 heads, 3 kv heads, intermediate 1536, vocab 49152, tied embeddings, random weights;
 // batch 4 × context 256. Each mode runs in a child process of its own (wasm memory only grows,
 // so peak RSS is per process):
-//   lora        LoRA r 16 on all projections, frozen packed ternary base (the speed number, 2 threads)
+//   lora        LoRA r 16 on all projections, frozen packed ternary base
 //   lora-gc     the same with gradient checkpointing (activations recomputed per block)
 //   full        full fine-tuning of the same BitNet (f32 latents, gradients, AdamW m and v)
+//   full-gc     the same with gradient checkpointing
 //   qlora       QLoRA r 16 on a full-precision model of the same shape, NF4 base (+ checkpointing)
-// `node bench/run.mjs lora [--layers N] [--steps S] [--threads T]` prints, last, one JSON line
-// {"bench":"lora-w2","tokens_per_s","peak_rss_mb","full_ft_peak_rss_mb","qlora_peak_rss_mb"}.
+//   fp-full-gc  full fine-tuning of that full-precision model (+ checkpointing): QLoRA's reference
+// At 30 layers `lora` and `full` need more than the 4 GiB a wasm32 memory addresses (their rows
+// say so); the ratios are then taken like for like, checkpointed against checkpointed.
+// `node bench/run.mjs lora [--layers N] [--steps S] [--threads T] [--torch]` prints, last, one JSON line
+// {"bench":"lora-w2","tokens_per_s","peak_rss_mb","full_ft_peak_rss_mb","qlora_peak_rss_mb",...}.
+// --torch also runs bench/lora-torch.py (the same step in PyTorch; needs python3 with torch:
+// $PYTHON, default python3) with the same layers and threads, for a ratio measured in the same run.
 // Measured: steps after one warm-up step, median step time; peak RSS = getrusage maxrss.
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -34,8 +40,9 @@ async function child(mode, layers, steps, threads) {
   let params;
   let counts;
   const lora = resolveLoraConfig({ r: 16, lora_alpha: 32, target_modules: 'all-linear' });
-  if (mode === 'full') {
-    model = new LlamaModel(smol(layers, true)).materialize(heap, rng);
+  if (mode === 'full' || mode === 'full-gc' || mode === 'fp-full-gc') {
+    model = new LlamaModel(smol(layers, mode !== 'fp-full-gc')).materialize(heap, rng);
+    if (mode !== 'full') model.gradientCheckpointing = true;
     params = model.params;
     counts = { trainable: params.count, total: params.count };
   } else {
@@ -83,26 +90,48 @@ async function child(mode, layers, steps, threads) {
 function runChild(mode, layers, steps, threads) {
   const r = spawnSync(process.execPath, [self, '--child', mode, '--layers', String(layers), '--steps', String(steps), '--threads', String(threads)], { encoding: 'utf8', maxBuffer: 1 << 24 });
   const line = r.stdout.trim().split('\n').filter((l) => l.startsWith('{')).pop();
-  if (r.status !== 0 || !line) return { mode, layers, threads, error: (r.stderr || r.stdout).trim().split('\n').slice(-3).join(' | ') };
+  if (r.status !== 0 || !line) {
+    const tail = (r.stderr || r.stdout).trim().split('\n').slice(-3).join(' | ');
+    const oom = /RangeError|out of memory|WebAssembly\.Memory|memory access out of bounds|allocStatic|grow/i.test(tail);
+    return { mode, layers, threads, error: oom ? `does not fit in a wasm32 memory (4 GiB): ${tail.slice(0, 200)}` : tail };
+  }
   return JSON.parse(line);
+}
+
+function runTorch(layers, steps, threads) {
+  const python = process.env.PYTHON ?? 'python3';
+  const script = fileURLToPath(new URL('./lora-torch.py', import.meta.url));
+  const r = spawnSync(python, [script, '--layers', String(layers), '--steps', String(steps), '--threads', String(threads)], { encoding: 'utf8', maxBuffer: 1 << 24 });
+  const line = (r.stdout ?? '').trim().split('\n').filter((l) => l.startsWith('{')).pop();
+  if (r.status !== 0 || !line) return { mode: 'torch', error: `${python} bench/lora-torch.py failed (needs torch; set PYTHON): ${(r.stderr || String(r.error ?? '')).trim().split('\n').slice(-1)[0]}` };
+  return { mode: 'torch', ...JSON.parse(line) };
 }
 
 export async function run() {
   const layers = Number(flag('layers', 30));
   const steps = Number(flag('steps', 3));
   const threads = Number(flag('threads', 2));
-  const rows = ['lora', 'lora-gc', 'full', 'qlora'].map((m) => runChild(m, layers, steps, threads));
+  const rows = ['lora', 'lora-gc', 'full', 'full-gc', 'qlora', 'fp-full-gc'].map((m) => runChild(m, layers, steps, threads));
+  if (process.argv.includes('--torch')) rows.push(runTorch(layers, steps, threads));
   const by = Object.fromEntries(rows.map((r) => [r.mode, r]));
-  const full = by.full?.peak_rss_mb;
+  const ok = (m) => (by[m] && !by[m].error ? by[m] : null);
+  // like for like: without checkpointing where both fit, else both checkpointed
+  const [loraRow, fullRow] = ok('lora') && ok('full') ? [ok('lora'), ok('full')] : [ok('lora-gc'), ok('full-gc')];
+  const speedRow = ok('lora') ?? ok('lora-gc');
   const notes = [
     `SmolLM2-135M shape with ${layers} layers, batch 4 x 256, ${threads} threads, median of ${steps} steps after one warm-up`,
-    'PyTorch reference (same LoRA step, frozen pre-quantised ternary base, fake-quantised activations, AdamW on the adapters): 89 tokens/s at 2 threads, 8.3 GB peak',
+    'the issue\'s PyTorch reference (same LoRA step, frozen pre-quantised ternary base, fake-quantised activations, AdamW on the adapters): 89 tokens/s at 2 threads, 8.3 GB peak',
   ];
-  for (const m of ['lora', 'lora-gc', 'qlora']) {
-    if (by[m]?.peak_rss_mb && full) notes.push(`${m}: peak RSS ${(100 * by[m].peak_rss_mb / full).toFixed(1)} % of full fine-tuning's; trainable ${by[m].trainable_pct.toFixed(2)} %`);
-  }
-  if (by.lora?.tokens_per_s) notes.push(`lora: ${(by.lora.tokens_per_s / 89).toFixed(2)}x the PyTorch reference's 89 tokens/s`);
-  const json = { bench: 'lora-w2', tokens_per_s: by.lora?.tokens_per_s ?? null, peak_rss_mb: by.lora?.peak_rss_mb ?? null, full_ft_peak_rss_mb: full ?? null, qlora_peak_rss_mb: by.qlora?.peak_rss_mb ?? null };
+  for (const r of rows) if (r.error) notes.push(`${r.mode}: ${r.error}`);
+  if (loraRow && fullRow) notes.push(`${loraRow.mode}: peak RSS ${(100 * loraRow.peak_rss_mb / fullRow.peak_rss_mb).toFixed(1)} % of ${fullRow.mode}'s; trainable ${loraRow.trainable_pct.toFixed(2)} %`);
+  if (ok('qlora') && ok('fp-full-gc')) notes.push(`qlora: peak RSS ${(100 * ok('qlora').peak_rss_mb / ok('fp-full-gc').peak_rss_mb).toFixed(1)} % of fp-full-gc's`);
+  if (speedRow) notes.push(`${speedRow.mode}: ${(speedRow.tokens_per_s / 89).toFixed(2)}x the issue's 89 tokens/s`);
+  if (speedRow && ok('torch')) notes.push(`${speedRow.mode}: ${(speedRow.tokens_per_s / ok('torch').tokens_per_s).toFixed(2)}x PyTorch ${ok('torch').torch} measured in this run (${ok('torch').tokens_per_s.toFixed(1)} tokens/s, peak ${ok('torch').peak_rss_mb.toFixed(0)} MB)`);
+  const json = {
+    bench: 'lora-w2', tokens_per_s: speedRow?.tokens_per_s ?? null, peak_rss_mb: loraRow?.peak_rss_mb ?? null, full_ft_peak_rss_mb: fullRow?.peak_rss_mb ?? null,
+    qlora_peak_rss_mb: ok('qlora')?.peak_rss_mb ?? null, lora_mode: loraRow?.mode ?? null, full_ft_mode: fullRow?.mode ?? null, speed_mode: speedRow?.mode ?? null,
+    fp_full_ft_peak_rss_mb: ok('fp-full-gc')?.peak_rss_mb ?? null, torch_tokens_per_s: ok('torch')?.tokens_per_s ?? null, layers, threads,
+  };
   return { layers, threads, rows, notes, jsonLine: JSON.stringify(json) };
 }
 
