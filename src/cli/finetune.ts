@@ -71,6 +71,7 @@ const RUN_FLAGS: FlagSpec[] = [
   T('minLr', 'nonNegNum', 'final learning rate'),
   T('warmup', 'nonNegInt', 'warmup steps (at most --iters)'),
   T('weightDecay', 'nonNegNum', 'AdamW weight decay of the adapters'),
+  T('optimizer', 'enum', 'adamw, or adamw8bit (m and v as 8-bit blockwise codes, ~2 bytes a trainable parameter instead of 8)', ['adamw', 'adamw8bit']),
   T('beta2', 'unitOpen', 'AdamW beta2'),
   T('clip', 'nonNegNum', 'global gradient-norm clip (0: off)'),
   T('schedule', 'enum', 'learning-rate schedule', ['cosine', 'linear', 'constant']),

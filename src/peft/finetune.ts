@@ -15,6 +15,7 @@ import type { Tokenizer } from '../data/tokenizer.js';
 import { type JsonObject, loadCheckpoint } from '../io/checkpoint.js';
 import { resolveCheckpointDir } from '../io/checkpoint-manager.js';
 import { AdamW } from '../optim/adamw.js';
+import { AdamW8bit } from '../optim/adamw8bit.js';
 import type { ScheduleKind } from '../optim/schedule.js';
 import { getDefaultFileSystem } from '../runtime/fs.js';
 import { type FileSystem, joinPath } from '../runtime/fs-types.js';
@@ -55,6 +56,8 @@ export interface FinetuneOptions {
   minLr: number;
   warmup: number;
   weightDecay: number;
+  /** adamw (f32 m, v) or adamw8bit (8-bit blockwise m, v: src/optim/adamw8bit.ts). Default adamw. */
+  optimizer?: 'adamw' | 'adamw8bit';
   beta2: number;
   clip: number;
   schedule: ScheduleKind;
@@ -96,7 +99,7 @@ export interface FinetuneStartInfo {
   targets: readonly string[];
   trainable: number;
   total: number;
-  /** Bytes: base, its (unused) gradient block, adapters + gradients, optimizer state, activations of one step. */
+  /** Bytes: base, adapters + gradients, optimizer state, activations of one step. */
   memory: PeftMemory & { optimizer: number };
   threads: number;
   outDir: string;
@@ -226,7 +229,8 @@ export async function runFinetune(options: FinetuneOptions, hooks: FinetuneHooks
     model.loadBase(src.tensors, `${opts.fromHf ? '--from-hf' : '--from'} ${src.dir}`);
     const initText = (opts.lora as { prompt_tuning_init_text?: unknown }).prompt_tuning_init_text;
     method?.ready(new Rng(opts.seed + 2), typeof initText === 'string' ? { initTokenIds: Array.from(src.tokenizer.encode(initText)) } : {});
-    const optimizer = new AdamW(model.params, { lr: opts.lr, betas: [0.9, opts.beta2], weightDecay: opts.weightDecay, clipNorm: opts.clip });
+    const adam = { lr: opts.lr, betas: [0.9, opts.beta2] as [number, number], weightDecay: opts.weightDecay, clipNorm: opts.clip };
+    const optimizer = opts.optimizer === 'adamw8bit' ? new AdamW8bit(model.params, adam) : new AdamW(model.params, adam);
     const outDir = opts.out;
     const log = new JsonLinesLog(fs, joinPath(outDir, 'log.jsonl'));
     const logged = loggingCallbacks(log, hooks);
@@ -263,7 +267,7 @@ export async function runFinetune(options: FinetuneOptions, hooks: FinetuneHooks
     await hooks.onStart?.({
       ...(method ? { method: method.describe() } : {}),
       base: src.dir, peft: opts.peft, baseKind: model.baseKind, lora, targets: model.targets, trainable: counts.trainable, total: counts.total,
-      memory: { ...model.memory(), optimizer: 2 * 4 * model.params.blockSize }, threads: (backend as { threads?: number }).threads ?? 1, outDir,
+      memory: { ...model.memory(), optimizer: optimizer instanceof AdamW8bit ? optimizer.stateBytes : 2 * 4 * model.params.blockSize }, threads: (backend as { threads?: number }).threads ?? 1, outDir,
       trainTokens: dataset.train.length, valTokens: dataset.val.length, startStep: trainer.step,
       unknownChars: [...unknown].map(([char, count]) => ({ char, count })),
     });
