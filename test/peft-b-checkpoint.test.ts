@@ -17,7 +17,7 @@ import { PrefixTuning, prefixShapeOf, resolvePrefixTuningConfig } from '../src/p
 const V = 24, B = 3, T = 12;
 
 /** Train `steps` steps; return every loss, the final gradient block and the arena high-water mark. */
-async function run(backend: Backend, cfg: GPTConfig, checkpointing: boolean, steps: number) {
+async function run(backend: Backend, cfg: GPTConfig, checkpointing: boolean | number, steps: number) {
   const heap = new Heap(backend);
   const model = new GPT(cfg).materialize(heap, new Rng(3));
   model.gradientCheckpointing = checkpointing;
@@ -61,6 +61,18 @@ describe('gradient checkpointing', () => {
     const ckpt = await run(await createWasmBackend(), deep, true, 1);
     expect(ckpt.losses).toEqual(plain.losses);
     expect(ckpt.highWater / plain.highWater).toBeLessThan(1 / 3);
+  });
+
+  it('partial recomputation (the first n blocks): the same bits, the arena between none and all', async () => {
+    const { createWasmBackend } = await import('../src/backend/wasm/index.js');
+    const deep: GPTConfig = { ...bitnet, layers: 6, dim: 32 };
+    const [none, some, all] = [await run(await createWasmBackend(), deep, false, 2), await run(await createWasmBackend(), deep, 3, 2), await run(await createWasmBackend(), deep, true, 2)];
+    expect(some.losses).toEqual(none.losses);
+    expect(some.grads).toEqual(none.grads);
+    expect(all.highWater).toBeLessThan(some.highWater);
+    expect(some.highWater).toBeLessThan(none.highWater);
+    expect((await run(await createWasmBackend(), deep, 6, 1)).highWater).toBe((await run(await createWasmBackend(), deep, true, 1)).highWater);
+    await expect(run(await createWasmBackend(), deep, 1.5, 1)).rejects.toThrow(/checkpointed blocks must be an integer >= 0, got 1.5/);
   });
 
   it('a chain of blocks hands one output gradient down: a layer more costs one (B, T, C) block output, not two', async () => {

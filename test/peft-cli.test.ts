@@ -102,6 +102,23 @@ describe('bitnet-train finetune', () => {
     expect(Buffer.from(b).equals(Buffer.from(a))).toBe(true);
   });
 
+  it('--gradient-checkpointing-layers N trains the same adapter, bit for bit, as no checkpointing', async () => {
+    const fs = await baseRun();
+    const activations: number[] = [];
+    for (const [out, extra] of [['plain', []], ['gc1', ['--gradient-checkpointing-layers', '1']]] as const) {
+      const r = io(fs);
+      expect(await runCli(['finetune', ...FT, '--unknown-chars', 'drop', '--out', out, ...extra], r.io), r.err()).toBe(0);
+      activations.push(Number(/activations ([\d.]+) MB/.exec(r.out())![1]));
+    }
+    expect(activations[1]).not.toBe(activations[0]); // the block was checkpointed (its arena is laid out otherwise)
+    const a = await fs.readFile('plain/adapter/adapter_model.safetensors');
+    const b = await fs.readFile('gc1/adapter/adapter_model.safetensors');
+    expect(Buffer.from(b).equals(Buffer.from(a))).toBe(true);
+    const bad = io(fs);
+    expect(await runCli(['finetune', ...FT, '--unknown-chars', 'drop', '--out', 'x', '--gradient-checkpointing-layers', '-1'], bad.io)).not.toBe(0);
+    expect(bad.err()).toMatch(/gradient-checkpointing-layers/);
+  });
+
   it('--optimizer adamw8bit: the header counts its ~2-byte state, the loss falls, and a resume is bit-identical', async () => {
     const fs = await baseRun();
     const r = io(fs);

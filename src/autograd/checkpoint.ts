@@ -74,3 +74,23 @@ export function checkpoint(fn: (x: Tensor) => Tensor, x: Tensor, inputs: readonl
   });
   return out;
 }
+
+/** Which blocks are checkpointed: every one (true), none (false), or the first n (partial recomputation). */
+export type GradientCheckpointing = boolean | number;
+
+/**
+ * `x` through `blocks` in order, the checkpointed ones (`setting`: all, none, or the first n) with
+ * `checkpoint`. Checkpointing n of L blocks keeps L − n blocks' activations: memory between that
+ * of full checkpointing and none, with n blocks' forward recomputed (Megatron's
+ * `--recompute-num-layers`). The same bits at every n.
+ */
+export function forwardBlocks(blocks: readonly { forward(x: Tensor): Tensor }[], x: Tensor, setting: GradientCheckpointing, inputs: readonly Tensor[] = []): Tensor {
+  if (typeof setting === 'number' && !(Number.isInteger(setting) && setting >= 0)) {
+    throw new Error(`gradient checkpointing: the number of checkpointed blocks must be an integer >= 0, got ${setting}`);
+  }
+  const n = setting === true ? blocks.length : setting === false ? 0 : Math.min(setting, blocks.length);
+  blocks.forEach((block, i) => {
+    x = i < n ? checkpoint((h) => block.forward(h), x, inputs) : block.forward(x);
+  });
+  return x;
+}

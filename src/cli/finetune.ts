@@ -66,6 +66,7 @@ const RUN_FLAGS: FlagSpec[] = [
   T('data', 'string', 'UTF-8 fine-tuning corpus (required)'),
   T('peft', 'enum', 'method: lora (on the base\'s precision; ternary bases stay packed), qlora (NF4 base, FP bases), adalora, prefix (= p-tuning-v2), prompt, bitfit', ['lora', 'qlora', 'adalora', 'prefix', 'p-tuning-v2', 'prompt', 'bitfit']),
   T('gradientCheckpointing', 'bool', 'recompute each block\'s activations in backward: less activation memory, the same bits, ~1.3x step time'),
+  T('gradientCheckpointingLayers', 'nonNegInt', 'recompute only the first N blocks (Megatron\'s --recompute-num-layers): memory and step time between none and --gradient-checkpointing'),
   T('iters', 'posInt', 'optimizer steps'),
   T('lr', 'posNum', 'peak learning rate'),
   T('minLr', 'nonNegNum', 'final learning rate'),

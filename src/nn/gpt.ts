@@ -2,7 +2,7 @@
  * `GPT`: a small decoder-only transformer (token embeddings + learned positions or RoPE,
  * pre-norm blocks, final norm, LM head), with Hugging Face LLaMA-style parameter names.
  */
-import { checkpoint } from '../autograd/checkpoint.js';
+import { type GradientCheckpointing, forwardBlocks } from '../autograd/checkpoint.js';
 import { embedding } from '../autograd/ops/embedding.js';
 import { crossEntropy } from '../autograd/ops/loss.js';
 import { rowView } from '../peft/prefix-ops.js';
@@ -165,10 +165,11 @@ export class GPT {
   /** The LM head weight (V, C): `lm_head.weight`, or the token embedding when tied. */
   readonly headWeight: Tensor;
   /**
-   * Recompute each block's activations in backward instead of keeping them (`checkpoint` in
-   * src/autograd/checkpoint.ts): less arena memory, one more forward per step, the same bits.
+   * Recompute blocks' activations in backward instead of keeping them (`forwardBlocks` in
+   * src/autograd/checkpoint.ts): true every block, a number n the first n; less arena memory, one
+   * more forward of those blocks per step, the same bits.
    */
-  gradientCheckpointing = false;
+  gradientCheckpointing: GradientCheckpointing = false;
   /** Prompt or prefix tuning's virtual tokens (src/peft/prompt.ts, prefix.ts), or null. */
   virtualTokens: VirtualTokens | null = null;
 
@@ -219,8 +220,7 @@ export class GPT {
     let x = embedding(tokens, this.tokenEmbedding.weight, wpe && P > 0 ? rowView(wpe, P, wpe.shape[0]! - P) : wpe);
     if (vt) x = vt.prepend(x);
     const inputs = vt ? vt.inputs() : [];
-    if (this.gradientCheckpointing) for (const block of this.blocks) x = checkpoint((h) => block.forward(h), x, inputs);
-    else for (const block of this.blocks) x = block.forward(x);
+    x = forwardBlocks(this.blocks, x, this.gradientCheckpointing, inputs);
     if (vt) x = vt.strip(x);
     const logits = linear(this.finalNorm.forward(x), this.headWeight);
     return targets ? { logits, loss: crossEntropy(logits, targets) } : { logits };

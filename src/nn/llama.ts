@@ -11,7 +11,7 @@
  * Parameter names are Hugging Face's, so a checkpoint's tensors load by name (src/io/hf/).
  * A Hugging Face `config.json` becomes a `LlamaConfig` in one place: `llamaConfigFromHf` (hf-config.ts).
  */
-import { checkpoint } from '../autograd/checkpoint.js';
+import { type GradientCheckpointing, forwardBlocks } from '../autograd/checkpoint.js';
 import type { VirtualTokens } from './gpt.js';
 import { linearCrossEntropy } from '../autograd/ops/loss.js';
 import { linear } from '../autograd/ops/linear.js';
@@ -179,8 +179,12 @@ export class LlamaModel {
   readonly finalNorm: RMSNorm;
   /** The LM head weight (V, dim): `lm_head.weight`, or the token embedding when tied. */
   readonly headWeight: Tensor;
-  /** Recompute each block's activations in backward (src/autograd/checkpoint.ts): less memory, the same bits. */
-  gradientCheckpointing = false;
+  /**
+   * Recompute blocks' activations in backward instead of keeping them (`forwardBlocks` in
+   * src/autograd/checkpoint.ts): true every block, a number n the first n; less arena memory, one
+   * more forward of those blocks per step, the same bits.
+   */
+  gradientCheckpointing: GradientCheckpointing = false;
   /** Prompt or prefix tuning's virtual tokens (src/peft/prompt.ts, prefix.ts), or null. */
   virtualTokens: VirtualTokens | null = null;
 
@@ -238,8 +242,7 @@ export class LlamaModel {
     let x = this.tokenEmbedding.forward(tokens);
     if (vt) x = vt.prepend(x);
     const inputs = vt ? vt.inputs() : [];
-    if (this.gradientCheckpointing) for (const block of this.blocks) x = checkpoint((h) => block.forward(h), x, inputs);
-    else for (const block of this.blocks) x = block.forward(x);
+    x = forwardBlocks(this.blocks, x, this.gradientCheckpointing, inputs);
     if (vt) x = vt.strip(x);
     const h = this.finalNorm.forward(x);
     return targets ? { loss: linearCrossEntropy(h, this.headWeight, targets) } : { logits: linear(h, this.headWeight) };

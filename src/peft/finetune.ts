@@ -16,6 +16,7 @@ import { type JsonObject, loadCheckpoint } from '../io/checkpoint.js';
 import { resolveCheckpointDir } from '../io/checkpoint-manager.js';
 import { AdamW } from '../optim/adamw.js';
 import { AdamW8bit } from '../optim/adamw8bit.js';
+import type { GradientCheckpointing } from '../autograd/checkpoint.js';
 import type { ScheduleKind } from '../optim/schedule.js';
 import { getDefaultFileSystem } from '../runtime/fs.js';
 import { type FileSystem, joinPath } from '../runtime/fs-types.js';
@@ -80,6 +81,8 @@ export interface FinetuneOptions {
   resume: string | null;
   /** Recompute each block's activations in backward (`--gradient-checkpointing`): less memory, the same bits. */
   gradientCheckpointing?: boolean;
+  /** Recompute only the first N blocks (`--gradient-checkpointing-layers N`; overrides `gradientCheckpointing`): memory and speed in between. */
+  gradientCheckpointingLayers?: number | null;
 }
 
 export const DEFAULT_FINETUNE_OPTIONS: Omit<FinetuneOptions, 'from' | 'data' | 'out'> = {
@@ -203,12 +206,13 @@ export async function runFinetune(options: FinetuneOptions, hooks: FinetuneHooks
   // 1. the base, the LoRA settings against it, the corpus against its tokenizer
   const src = await readFinetuneBase(fs, opts.from, opts.fromHf);
   // part B's methods (AdaLoRA, prefix / p-tuning-v2, prompt, BitFit: ./methods.ts) read their PEFT-style keys from opts.lora
+  const checkpointing: GradientCheckpointing = opts.gradientCheckpointingLayers ?? opts.gradientCheckpointing ?? false;
   const method = (PEFT_METHODS_B as readonly string[]).includes(opts.peft)
-    ? setupMethod(opts.peft as PeftMethodB, { model: src.model, json: opts.lora as Record<string, unknown>, totalSteps: opts.iters, gradientCheckpointing: opts.gradientCheckpointing ?? false })
+    ? setupMethod(opts.peft as PeftMethodB, { model: src.model, json: opts.lora as Record<string, unknown>, totalSteps: opts.iters, gradientCheckpointing: checkpointing })
     : null;
   const lora = method ? method.model.lora : resolveLoraConfig(opts.lora, '--config lora', hooks.onWarning);
   const model = method ? method.model : buildPeftModel(opts.peft, src.model, lora);
-  if (opts.gradientCheckpointing) (model.base as { gradientCheckpointing?: boolean }).gradientCheckpointing = true;
+  if (checkpointing !== false) (model.base as { gradientCheckpointing?: GradientCheckpointing }).gradientCheckpointing = checkpointing;
   const bytes = await fs.readFile(opts.data).catch((err: Error) => {
     throw new Error(`data file ${opts.data}: ${err.message}`);
   });

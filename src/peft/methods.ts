@@ -10,6 +10,7 @@
  *   m.model.materialize(heap, rng); m.model.loadBase(values, source); m.ready(rng);
  *   new Trainer({ model: m.model, ..., options: { extension: m.extension() } }); ... await m.save(fs, dir, base);
  */
+import type { GradientCheckpointing } from '../autograd/checkpoint.js';
 import { decodeSafetensors, encodeSafetensors } from '../io/safetensors.js';
 import type { GPT } from '../nn/gpt.js';
 import type { LlamaModel } from '../nn/llama.js';
@@ -64,7 +65,7 @@ export interface MethodOptions {
   json: Record<string, unknown>;
   totalSteps: number;
   /** Recompute each block's activations in backward (`--gradient-checkpointing`). */
-  gradientCheckpointing?: boolean;
+  gradientCheckpointing?: GradientCheckpointing;
 }
 
 const asModel = (peft: PeftModel) => peft.base as unknown as GPT | LlamaModel;
@@ -83,7 +84,7 @@ async function writeFiles(fs: FileSystem, dir: string, config: object, weights: 
 export function setupMethod(method: PeftMethodB, opts: MethodOptions): MethodSetup {
   const plain = (): PeftModel => PeftModel.build({ model: opts.model, lora: resolveLoraConfig({}), adapters: false });
   const checkpointing = (peft: PeftModel) => {
-    if (opts.gradientCheckpointing) asModel(peft).gradientCheckpointing = true;
+    if (opts.gradientCheckpointing) asModel(peft).gradientCheckpointing = opts.gradientCheckpointing;
   };
   const seeds = (peft: PeftModel): StepExtension => ({ beforeStep: (step) => peft.beginStep(step) });
 
