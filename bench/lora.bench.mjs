@@ -95,9 +95,10 @@ function runChild(mode, layers, steps, threads) {
   const r = spawnSync(process.execPath, [self, '--child', mode, '--layers', String(layers), '--steps', String(steps), '--threads', String(threads)], { encoding: 'utf8', maxBuffer: 1 << 24 });
   const line = r.stdout.trim().split('\n').filter((l) => l.startsWith('{')).pop();
   if (r.status !== 0 || !line) {
-    const tail = (r.stderr || r.stdout).trim().split('\n').slice(-3).join(' | ');
-    const oom = /RangeError|out of memory|WebAssembly\.Memory|memory access out of bounds|allocStatic|grow/i.test(tail);
-    return { mode, layers, threads, error: oom ? `does not fit in a wasm32 memory (4 GiB): ${tail.slice(0, 200)}` : tail };
+    const lines = (r.stderr || r.stdout).trim().split('\n');
+    const message = lines.find((l) => /^\w*Error: /.test(l)) ?? lines.slice(-3).join(' | ');
+    const need = /need (\d+) bytes, more than the 4 GiB/.exec(message);
+    return { mode, layers, threads, error: need ? `does not fit: needs ${(Number(need[1]) / 2 ** 20).toFixed(0)} MB of wasm memory, more than wasm32's 4 GiB` : message.slice(0, 240) };
   }
   return JSON.parse(line);
 }
