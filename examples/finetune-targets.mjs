@@ -28,6 +28,8 @@ const evalIters = Number(args['eval-iters'] ?? 50);
 const arms = (args.arms ?? 'full,lora,lora-qa,fp-full,qlora').split(',');
 const lrFull = Number(args['lr-full'] ?? 1e-3);
 const lrLora = Number(args['lr-lora'] ?? 3e-3);
+const lrAdalora = Number(args['lr-adalora'] ?? lrLora);
+const adaloraAlpha = Number(args['adalora-alpha'] ?? 32);
 mkdirSync(out, { recursive: true });
 const fs = await getDefaultFileSystem();
 
@@ -92,10 +94,10 @@ for (const seed of seeds) {
     } else {
       // AdaLoRA at LoRA r 16's final budget: 24 triplets a projection shrinking to 16 (PEFT's schedule; ~10 % warm-up, last 20 % fixed)
       const lora = arm === 'adalora'
-        ? { init_r: 24, target_r: 16, lora_alpha: 32, target_modules: 'all-linear', tinit: Math.round(iters / 10), tfinal: Math.round(iters / 5), deltaT: 10 }
+        ? { init_r: 24, target_r: 16, lora_alpha: adaloraAlpha, target_modules: 'all-linear', tinit: Math.round(iters / 10), tfinal: Math.round(iters / 5), deltaT: 10 }
         : { r: 16, lora_alpha: 32, target_modules: 'all-linear', ...(arm === 'lora-qa' ? { quant_aware: true } : {}) };
       const peft = arm === 'qlora' ? 'qlora' : arm === 'adalora' ? 'adalora' : 'lora';
-      const r = await runFinetune({ ...DEFAULT_FINETUNE_OPTIONS, from: b.dir, data: path, out: dir, peft, lora, iters, lr: lrLora, warmup: Math.min(50, iters), seed, evalIters, evalEvery: iters, threads });
+      const r = await runFinetune({ ...DEFAULT_FINETUNE_OPTIONS, from: b.dir, data: path, out: dir, peft, lora, iters, lr: arm === 'adalora' ? lrAdalora : lrLora, warmup: Math.min(50, iters), seed, evalIters, evalEvery: iters, threads });
       row.val = r.lastEval.valLoss;
       if (arm === 'lora' || arm === 'lora-qa') {
         const adapter = await loadAdapter(fs, r.adapterDir);
