@@ -1,12 +1,13 @@
 // Where a LoRA step of bench/lora.bench.mjs goes: wall time per Backend method (GEMMs by layout and
 // shape), summed over 2 steps after a warm-up, on the SmolLM2-135M shape (random weights, batch 4 x 256).
-//   node bench/lora-profile.mjs [layers=4] [threads=1] [checkpointed blocks: 0 | N | all]
+//   node bench/lora-profile.mjs [layers=4] [threads=1] [checkpointed blocks: 0 | N | all]   (RELAXED=0: plain SIMD kernels)
 // Not part of `bench/run.mjs` (no .bench suffix): a diagnostic, its timings include the wrapper.
 const lib = await import('../dist/index.js');
 const { createWasmBackend, Heap, Rng, AdamW, PeftModel, resolveLoraConfig } = lib;
 const layers = Number(process.argv[2] ?? 4), threads = Number(process.argv[3] ?? 1);
 const gc = process.argv[4] === 'all' ? true : Number(process.argv[4] ?? 0);
-const backend = await createWasmBackend({ threads, maxSharedBytes: 4 * 2 ** 30 - 65536 });
+const relaxedSimd = (globalThis.process?.env?.RELAXED ?? '1') !== '0'; // RELAXED=0: the plain SIMD kernels where relaxed SIMD exists
+const backend = await createWasmBackend({ threads, maxSharedBytes: 4 * 2 ** 30 - 65536, relaxedSimd });
 const times = new Map();
 const proto = Object.getPrototypeOf(backend);
 for (const name of Object.getOwnPropertyNames(proto)) {
@@ -39,7 +40,7 @@ for (let s = 0; s < 3; s++) {
   if (s > 0) stepMs.push(performance.now() - t0);
 }
 const total = stepMs.reduce((a, b) => a + b, 0);
-console.log(`layers ${layers} threads ${threads} gc ${gc} step ms ${stepMs.map(x=>x.toFixed(0)).join(' ')} tok/s ${(B*T*stepMs.length/total*1000).toFixed(1)} rss ${(process.resourceUsage().maxRSS/1024).toFixed(0)} MB arena ${(4*heap.stats().arenaHighWater/2**20).toFixed(0)} MB static ${(4*heap.stats().staticElements/2**20).toFixed(0)} MB`);
+console.log(`relaxed SIMD ${backend.relaxedSimd} layers ${layers} threads ${threads} gc ${gc} step ms ${stepMs.map(x=>x.toFixed(0)).join(' ')} tok/s ${(B*T*stepMs.length/total*1000).toFixed(1)} rss ${(process.resourceUsage().maxRSS/1024).toFixed(0)} MB arena ${(4*heap.stats().arenaHighWater/2**20).toFixed(0)} MB static ${(4*heap.stats().staticElements/2**20).toFixed(0)} MB`);
 const rows = [...times.entries()].sort((a, b) => b[1].ms - a[1].ms);
 let acc = 0; for (const [, e] of rows) acc += e.ms;
 console.log(`backend total ${(acc/2).toFixed(0)} ms/step`);
