@@ -13,6 +13,7 @@
  * assembly/nf4.ts, js src/backend/js/nf4.ts) dequantise a panel at a time inside the matmul.
  * Memory: 0.5 byte a weight + 1 byte per 64 + 4 bytes per 16384 (≈ 4.127 bits a weight).
  */
+import { dynamicMap } from '../quant/dynamic-map.js';
 import type { Ptr } from '../backend/backend.js';
 import type { Heap } from '../tensor/heap.js';
 import type { PackedBase } from './frozen.js';
@@ -28,24 +29,9 @@ export const NF4_LEVELS: readonly number[] = [
 export const NF4_BLOCK = 64;
 export const NF4_ABSMAX_BLOCK = 256;
 
-/**
- * bitsandbytes' signed 8-bit dynamic quantisation map (`create_dynamic_map(signed=True)`): for
- * exponents i = 0..6, 2^i fraction midpoints of linspace(0.1, 1, 2^i + 1) times 10^(i−6), both
- * signs, plus 0 and 1; sorted (256 values).
- */
+/** bitsandbytes' signed 8-bit dynamic map (`create_dynamic_map(signed=True)`), the double quantisation's code book: `dynamicMap(true)` (src/quant/dynamic-map.ts). */
 export function dynamicMap8(): Float32Array {
-  const data: number[] = [];
-  for (let i = 0; i < 7; i++) {
-    const n = 2 ** i + 1;
-    const b = Array.from({ length: n }, (_, j) => Math.fround(0.1 + (0.9 * j) / (n - 1)));
-    for (let j = 0; j + 1 < n; j++) {
-      const mean = Math.fround((b[j]! + b[j + 1]!) / 2);
-      const v = Math.fround(10 ** (i - 6) * mean);
-      data.push(v, -v);
-    }
-  }
-  data.push(0, 1);
-  return Float32Array.from(data.sort((a, b) => a - b));
+  return dynamicMap(true);
 }
 
 /** Index of the entry of sorted `table` nearest to v (ties to the lower index). */
