@@ -15,20 +15,9 @@
  */
 import type { Ptr } from '../backend/backend.js';
 import type { ParameterSet } from '../tensor/parameters.js';
-import { type StepOutcome, adamwGuard } from './update-guard.js';
+import { type AdamWOptions, type AdamWStepParams, GuardedAdamW } from './guarded-adamw.js';
 
-/** AdamW hyperparameters. `lr` and `weightDecay` may be changed between steps (schedules). */
-export interface AdamWOptions {
-  lr: number;
-  /** Default [0.9, 0.95] (the BitNet recipe). */
-  betas?: [number, number];
-  /** Default 1e-8. */
-  eps?: number;
-  /** Decoupled weight decay of the decayed group (matrices). Default 0.1. Norms, biases, embeddings never decay. */
-  weightDecay?: number;
-  /** Clip the global gradient norm to this value; 0 or undefined turns clipping off. */
-  clipNorm?: number;
-}
+export { type AdamWOptions, checkAdamWHyperparameters } from './guarded-adamw.js';
 
 /** Optimizer state for checkpoints: step count and the m, v blocks by parameter name. */
 export interface AdamWState {
@@ -37,45 +26,14 @@ export interface AdamWState {
   v: Map<string, Float32Array>;
 }
 
-function finite(who: string, name: string, v: number, lo: number, hi = Infinity, loOpen = false): void {
-  const ok = typeof v === 'number' && Number.isFinite(v) && (loOpen ? v > lo : v >= lo) && v < hi;
-  if (!ok) throw new Error(`${who}: ${name} must be a finite number ${loOpen ? '>' : '>='} ${lo}${hi < Infinity ? ` and < ${hi}` : ''}, got ${v}`);
-}
-
-/** Throws, naming `who` and the hyperparameter, unless every AdamW hyperparameter is in range (AdamW, AdamW8bit). */
-export function checkAdamWHyperparameters(who: string, hp: { lr: number; beta1: number; beta2: number; eps: number; weightDecay: number; clipNorm: number }): void {
-  finite(who, 'lr', hp.lr, 0);
-  finite(who, 'beta1', hp.beta1, 0, 1);
-  finite(who, 'beta2', hp.beta2, 0, 1);
-  finite(who, 'eps', hp.eps, 0, Infinity, true);
-  finite(who, 'weightDecay', hp.weightDecay, 0);
-  finite(who, 'clipNorm', hp.clipNorm, 0);
-}
-
-export class AdamW {
-  readonly params: ParameterSet;
-  lr: number;
-  beta1: number;
-  beta2: number;
-  eps: number;
-  weightDecay: number;
-  clipNorm: number;
-  /** Steps taken (the bias-correction count of the last step). */
-  stepCount = 0;
+export class AdamW extends GuardedAdamW {
   private readonly m: Ptr;
   private readonly v: Ptr;
-  /** scratch[0] = sum of squared grads, scratch[1] = clip factor, scratch[2..3] = sums of squared weights and m (the guard). */
-  private readonly scratch: Ptr;
+  protected readonly scratch: Ptr;
 
   /** Allocates the m and v blocks (zeroed); call before the first forward (static memory). */
   constructor(params: ParameterSet, options: AdamWOptions) {
-    this.params = params;
-    this.lr = options.lr;
-    [this.beta1, this.beta2] = options.betas ?? [0.9, 0.95];
-    this.eps = options.eps ?? 1e-8;
-    this.weightDecay = options.weightDecay ?? 0.1;
-    this.clipNorm = options.clipNorm ?? 0;
-    this.validate();
+    super(params, options, 'AdamW');
     const heap = params.heap;
     const n = params.blockSize;
     this.m = heap.allocStatic(n, 'adamw.m');
@@ -89,65 +47,24 @@ export class AdamW {
     be.fill(this.scratch, 4, 0);
   }
 
-  /** Zero every gradient (one `fill` over the gradient block). */
-  zeroGrad(): void {
-    this.params.zeroGrad();
+  /** ‖m‖ exactly: one `sumSquares` over the m block. */
+  protected recordStateSquares(out: Ptr): void {
+    this.params.heap.backend.sumSquares(out, this.m, this.params.blockSize);
   }
 
-  /**
-   * Apply one update from the accumulated gradients, unless it would write a NaN or Inf (a
-   * non-finite gradient, or weights overflowing f32): then nothing changes (weights, m, v, the
-   * step count) and the outcome says why.
-   */
-  step(): StepOutcome {
-    this.recordGuardSums();
-    return this.applyGuarded(this.params.heap.backend.readSync(this.scratch, 4));
+  protected stateNorm(sumSquares: number): number {
+    return Math.sqrt(sumSquares);
   }
 
-  /** `step()` for a backend whose reads are asynchronous (webgpu): the guard's sums are awaited. Same update. */
-  async stepAsync(): Promise<StepOutcome> {
-    this.recordGuardSums();
-    return this.applyGuarded(await this.params.heap.backend.read(this.scratch, 4));
-  }
-
-  /** The guard's inputs: sums of squares of the gradients, the weights and m into the scratch. */
-  private recordGuardSums(): void {
-    this.validate();
+  /** Two fused `adamwStep` calls: the weight-decayed range and the rest. */
+  protected update(hp: AdamWStepParams, gradScale: Ptr): void {
     const p = this.params;
     const be = p.heap.backend;
-    const n = p.blockSize;
-    be.sumSquares(this.scratch, p.gradOffset, n);
-    be.sumSquares(this.scratch + 2, p.paramOffset, n);
-    be.sumSquares(this.scratch + 3, this.m, n);
-  }
-
-  private applyGuarded(sums: ArrayLike<number>): StepOutcome {
-    const p = this.params;
-    const be = p.heap.backend;
-    const outcome = adamwGuard(
-      { grad: Math.sqrt(sums[0]!), param: Math.sqrt(sums[2]!), state: Math.sqrt(sums[3]!) },
-      { lr: this.lr, beta1: this.beta1, eps: this.eps, weightDecay: this.weightDecay, step: this.stepCount + 1, clip: this.clipNorm },
-    );
-    if (!outcome.applied) return outcome;
-    this.stepCount++;
-    let gradScale: Ptr = 0;
-    if (this.clipNorm > 0) {
-      be.clipScale(this.scratch + 1, this.scratch, this.clipNorm);
-      gradScale = this.scratch + 1;
-    }
-    const hp = { lr: this.lr, beta1: this.beta1, beta2: this.beta2, eps: this.eps, step: this.stepCount };
     for (const [range, weightDecay] of [[p.decayRange, this.weightDecay], [p.noDecayRange, 0]] as const) {
       if (range.length === 0) continue;
       const s = range.start;
       be.adamwStep(p.paramOffset + s, p.gradOffset + s, this.m + s, this.v + s, range.length, { ...hp, weightDecay }, gradScale);
     }
-    return outcome;
-  }
-
-  /** The global gradient norm (before clipping) seen by the last `step()`. Reads one value back. */
-  async gradNorm(): Promise<number> {
-    const v = await this.params.heap.backend.read(this.scratch, 1);
-    return Math.sqrt(v[0]!);
   }
 
   /** Copy out the optimizer state (checkpoints). */
@@ -161,9 +78,5 @@ export class AdamW {
     this.params.importBlock(this.m, state.m);
     this.params.importBlock(this.v, state.v);
     this.stepCount = state.step;
-  }
-
-  private validate(): void {
-    checkAdamWHyperparameters('AdamW', this);
   }
 }

@@ -26,9 +26,9 @@
 import type { AdamW8bitBuffers, Ptr } from '../backend/backend.js';
 import { BLOCKWISE8_BLOCK, type Blockwise8, SEARCH_TABLES_BYTES, codeSearchTable, dynamicMap, quantizeBlockwise8 } from '../quant/dynamic-map.js';
 import type { ParameterSet } from '../tensor/parameters.js';
-import { type AdamWOptions, type AdamWState, checkAdamWHyperparameters } from './adamw.js';
+import type { AdamWState } from './adamw.js';
+import { type AdamWOptions, type AdamWStepParams, GuardedAdamW } from './guarded-adamw.js';
 import { readByteSlots, writeByteSlots } from './byte-slots.js';
-import { type StepOutcome, adamwGuard } from './update-guard.js';
 
 /** AdamW8bit takes AdamW's options. */
 export type AdamW8bitOptions = AdamWOptions;
@@ -58,16 +58,7 @@ interface RangeState {
 
 const blocksOf = (n: number) => Math.ceil(n / BLOCKWISE8_BLOCK);
 
-export class AdamW8bit {
-  readonly params: ParameterSet;
-  lr: number;
-  beta1: number;
-  beta2: number;
-  eps: number;
-  weightDecay: number;
-  clipNorm: number;
-  /** Steps taken (the bias-correction count of the last step). */
-  stepCount = 0;
+export class AdamW8bit extends GuardedAdamW {
   private readonly ranges: RangeState[];
   private readonly mCodes: Ptr;
   private readonly vCodes: Ptr;
@@ -78,20 +69,13 @@ export class AdamW8bit {
   /** Their search tables (2 x 8196 bytes, `codeSearchTable`). */
   private readonly searchTables: Ptr;
   private readonly blocks: number;
-  /** scratch[0] = sum of squared grads, scratch[1] = clip factor, scratch[2..3] = sums of squared weights and m absmax (the guard). */
-  private readonly scratch: Ptr;
+  protected readonly scratch: Ptr;
   /** Bytes of backend memory the state takes: codes, absmax and maps (wasm: 4-byte slots holding 4 codes; js: one code a slot). */
   readonly stateBytes: number;
 
   /** Allocates the code, absmax and map blocks (m = v = 0); call before the first forward (static memory). */
   constructor(params: ParameterSet, options: AdamW8bitOptions) {
-    this.params = params;
-    this.lr = options.lr;
-    [this.beta1, this.beta2] = options.betas ?? [0.9, 0.95];
-    this.eps = options.eps ?? 1e-8;
-    this.weightDecay = options.weightDecay ?? 0.1;
-    this.clipNorm = options.clipNorm ?? 0;
-    this.validate();
+    super(params, options, 'AdamW8bit');
     const heap = params.heap;
     const be = heap.backend;
     let codeSlots = 0;
@@ -126,56 +110,23 @@ export class AdamW8bit {
     writeByteSlots(be, this.searchTables, tables);
   }
 
-  /** Zero every gradient (one `fill` over the gradient block). */
-  zeroGrad(): void {
-    this.params.zeroGrad();
+  /** A bound of ‖m‖ from the block absmax values: ‖m‖² ≤ 256 · Σ absmax² (one `sumSquares` over the m absmax block). */
+  protected recordStateSquares(out: Ptr): void {
+    this.params.heap.backend.sumSquares(out, this.mAbsmax, this.blocks);
   }
 
-  /**
-   * Apply one update from the accumulated gradients, unless it would write a NaN or Inf (a
-   * non-finite gradient, or weights overflowing f32): then nothing changes (weights, codes,
-   * absmax, the step count) and the outcome says why.
-   */
-  step(): StepOutcome {
-    this.recordGuardSums();
-    return this.applyGuarded(this.params.heap.backend.readSync(this.scratch, 4));
+  protected stateNorm(sumSquares: number): number {
+    return Math.sqrt(BLOCKWISE8_BLOCK * sumSquares);
   }
 
-  /** `step()` for a backend whose reads are asynchronous (webgpu): the guard's sums are awaited. Same update. */
-  async stepAsync(): Promise<StepOutcome> {
-    this.recordGuardSums();
-    return this.applyGuarded(await this.params.heap.backend.read(this.scratch, 4));
-  }
-
-  private recordGuardSums(): void {
-    this.validate();
+  /** One `adamw8bitStep` a range (weight-decayed, the rest). */
+  protected update(hp: AdamWStepParams, gradScale: Ptr): void {
     const p = this.params;
     const be = p.heap.backend;
-    be.sumSquares(this.scratch, p.gradOffset, p.blockSize);
-    be.sumSquares(this.scratch + 2, p.paramOffset, p.blockSize);
-    be.sumSquares(this.scratch + 3, this.mAbsmax, this.blocks);
-  }
-
-  private applyGuarded(sums: ArrayLike<number>): StepOutcome {
-    const p = this.params;
-    const be = p.heap.backend;
-    const outcome = adamwGuard(
-      { grad: Math.sqrt(sums[0]!), param: Math.sqrt(sums[2]!), state: Math.sqrt(BLOCKWISE8_BLOCK * sums[3]!) },
-      { lr: this.lr, beta1: this.beta1, eps: this.eps, weightDecay: this.weightDecay, step: this.stepCount + 1, clip: this.clipNorm },
-    );
-    if (!outcome.applied) return outcome;
-    this.stepCount++;
-    let gradScale: Ptr = 0;
-    if (this.clipNorm > 0) {
-      be.clipScale(this.scratch + 1, this.scratch, this.clipNorm);
-      gradScale = this.scratch + 1;
-    }
-    const hp = { lr: this.lr, beta1: this.beta1, beta2: this.beta2, eps: this.eps, step: this.stepCount };
     for (const r of this.ranges) {
       if (r.length === 0) continue;
       be.adamw8bitStep(p.paramOffset + r.start, p.gradOffset + r.start, this.stateOf(r), r.length, { ...hp, weightDecay: r.weightDecay ? this.weightDecay : 0 }, gradScale);
     }
-    return outcome;
   }
 
   private stateOf(r: RangeState): AdamW8bitBuffers {
@@ -184,12 +135,6 @@ export class AdamW8bit {
       mAbsmax: this.mAbsmax + r.block, vAbsmax: this.vAbsmax + r.block,
       signedMap: this.maps, unsignedMap: this.maps + 256, searchTables: this.searchTables,
     };
-  }
-
-  /** The global gradient norm (before clipping) seen by the last `step()`. Reads one value back. */
-  async gradNorm(): Promise<number> {
-    const v = await this.params.heap.backend.read(this.scratch, 1);
-    return Math.sqrt(v[0]!);
   }
 
   /** Copy out the 8-bit state (checkpoints): codes and absmax exactly as the kernel left them. */
@@ -264,9 +209,5 @@ export class AdamW8bit {
       v: quantize(flat(state.v, 'exp_avg_sq'), unsignedMap, false),
       signedMap, unsignedMap,
     });
-  }
-
-  private validate(): void {
-    checkAdamWHyperparameters('AdamW8bit', this);
   }
 }
