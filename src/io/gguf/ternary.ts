@@ -51,30 +51,41 @@ export function tq1_0Bytes(rows: number, cols: number): number {
   return rows * (cols / QK_K) * 54;
 }
 
-/** Pack ternary codes (rows, cols) as TQ2_0 with block scale `d` (per tensor or per row). */
-export function packTq2_0(codes: ArrayLike<number>, rows: number, cols: number, d: number | ArrayLike<number>): Uint8Array {
-  const op = 'packTq2_0';
+/**
+ * The block loop TQ2_0 and TQ1_0 share: every QK_K codes of a row become `blockBytes` bytes — the
+ * packed trits (`packBlock(out, o, t)`, t(i) = the i-th trit of the block, 0..2) and the row's
+ * f16 scale in the block's last two bytes.
+ */
+function packBlocks(op: string, codes: ArrayLike<number>, rows: number, cols: number, d: number | ArrayLike<number>, blockBytes: number,
+  packBlock: (out: Uint8Array, o: number, t: (i: number) => number) => void): Uint8Array {
   checkCodes(op, codes, rows, cols, QK_K);
   const scaleOf = rowScale(op, d, rows);
-  const out = new Uint8Array(tq2_0Bytes(rows, cols));
+  const out = new Uint8Array(rows * (cols / QK_K) * blockBytes);
   const view = new DataView(out.buffer);
   let o = 0;
   for (let r = 0; r < rows; r++) {
     const h = scaleOf(r);
     for (let b = 0; b < cols / QK_K; b++) {
       const x0 = r * cols + b * QK_K;
-      for (let c = 0; c < 2; c++) {
-        for (let m = 0; m < 32; m++) {
-          let q = 0;
-          for (let n = 0; n < 4; n++) q |= trit(op, codes, x0 + 128 * c + m + 32 * n) << (2 * n);
-          out[o + 32 * c + m] = q;
-        }
-      }
-      view.setUint16(o + 64, h, true);
-      o += 66;
+      packBlock(out, o, (i) => trit(op, codes, x0 + i));
+      view.setUint16(o + blockBytes - 2, h, true);
+      o += blockBytes;
     }
   }
   return out;
+}
+
+/** Pack ternary codes (rows, cols) as TQ2_0 with block scale `d` (per tensor or per row). */
+export function packTq2_0(codes: ArrayLike<number>, rows: number, cols: number, d: number | ArrayLike<number>): Uint8Array {
+  return packBlocks('packTq2_0', codes, rows, cols, d, 66, (out, o, t) => {
+    for (let c = 0; c < 2; c++) {
+      for (let m = 0; m < 32; m++) {
+        let q = 0;
+        for (let n = 0; n < 4; n++) q |= t(128 * c + m + 32 * n) << (2 * n);
+        out[o + 32 * c + m] = q;
+      }
+    }
+  });
 }
 
 /** TQ2_0 bytes → values (ggml's `dequantize_row_tq2_0`). */
@@ -103,25 +114,11 @@ function trits5Byte(t: readonly number[]): number {
 
 /** Pack ternary codes (rows, cols) as TQ1_0 with block scale `d` (per tensor or per row). */
 export function packTq1_0(codes: ArrayLike<number>, rows: number, cols: number, d: number | ArrayLike<number>): Uint8Array {
-  const op = 'packTq1_0';
-  checkCodes(op, codes, rows, cols, QK_K);
-  const scaleOf = rowScale(op, d, rows);
-  const out = new Uint8Array(tq1_0Bytes(rows, cols));
-  const view = new DataView(out.buffer);
-  let o = 0;
-  for (let r = 0; r < rows; r++) {
-    const h = scaleOf(r);
-    for (let b = 0; b < cols / QK_K; b++) {
-      const x0 = r * cols + b * QK_K;
-      const t = (i: number): number => trit(op, codes, x0 + i);
-      for (let m = 0; m < 32; m++) out[o + m] = trits5Byte([0, 1, 2, 3, 4].map((n) => t(m + 32 * n)));
-      for (let m = 0; m < 16; m++) out[o + 32 + m] = trits5Byte([0, 1, 2, 3, 4].map((n) => t(160 + m + 16 * n)));
-      for (let j = 0; j < 4; j++) out[o + 48 + j] = trits5Byte([...[0, 1, 2, 3].map((n) => t(240 + j + 4 * n)), 0]);
-      view.setUint16(o + 52, h, true);
-      o += 54;
-    }
-  }
-  return out;
+  return packBlocks('packTq1_0', codes, rows, cols, d, 54, (out, o, t) => {
+    for (let m = 0; m < 32; m++) out[o + m] = trits5Byte([0, 1, 2, 3, 4].map((n) => t(m + 32 * n)));
+    for (let m = 0; m < 16; m++) out[o + 32 + m] = trits5Byte([0, 1, 2, 3, 4].map((n) => t(160 + m + 16 * n)));
+    for (let j = 0; j < 4; j++) out[o + 48 + j] = trits5Byte([...[0, 1, 2, 3].map((n) => t(240 + j + 4 * n)), 0]);
+  });
 }
 
 const POW3 = [1, 3, 9, 27, 81];
