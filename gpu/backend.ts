@@ -11,6 +11,7 @@
 import { BackendError, type AdamW8bitBuffers, type AdamWParams, type Backend, type Floats, type GemmLayout, type Nf4Weight, type Ptr, type QatBlend, type QatSurrogate, type RopeScaling } from '../src/backend/backend.js';
 import { checkNf4 } from '../src/backend/checks-nf4.js';
 import * as check from '../src/backend/checks.js';
+import * as jsRope from '../src/backend/js/rope.js';
 import * as qcheck from '../src/backend/checks-quant.js';
 import * as qatcheck from '../src/backend/checks-qat.js';
 import { GpuArena, PARTIALS } from './arena.js';
@@ -448,45 +449,22 @@ export class WebGpuBackend implements Backend {
   // ---- rotary position embedding ----------------------------------------------------------
 
   /**
-   * The table is computed on the host in f64 and uploaded, as the other backends compute it in
-   * f64: WGSL has no f64, and its f32 cos/sin are accurate to 2^-11 only. A one-off per model,
-   * not a per-step kernel.
+   * The table is computed on the host in f64 (the js reference's `ropeTable`) and uploaded, as the
+   * other backends compute it in f64: WGSL has no f64, and its f32 cos/sin are accurate to 2^-11
+   * only. A one-off per model, not a per-step kernel.
    */
   ropeTable(table: Ptr, T: number, hs: number, theta: number): void {
     check.checkRopeTable(this, table, T, hs, theta);
-    const half = hs / 2;
     const rows = new Float32Array(T * hs);
-    for (let t = 0; t < T; t++) {
-      for (let i = 0; i < half; i++) {
-        const angle = t * Math.pow(theta, (-2 * i) / hs);
-        rows[t * hs + i] = Math.cos(angle);
-        rows[t * hs + half + i] = Math.sin(angle);
-      }
-    }
+    jsRope.ropeTable(rows, 0, T, hs, theta);
     this.write(table, rows);
   }
 
-  /** The scaled table (`Backend.ropeTableScaled`), on the host in f64 as `ropeTable`. */
+  /** The scaled table (`Backend.ropeTableScaled`), on the host in f64 as `ropeTable` (the js reference's). */
   ropeTableScaled(table: Ptr, T: number, hs: number, theta: number, scaling: RopeScaling): void {
     check.checkRopeScaling(this, table, T, hs, theta, scaling);
-    const half = hs / 2;
-    const inv = Array.from({ length: half }, (_, i) => {
-      const f = Math.pow(theta, (-2 * i) / hs);
-      if (scaling.kind === 'linear') return f / scaling.factor;
-      const { factor, lowFreqFactor: lo, highFreqFactor: hi, originalMaxPositions: old } = scaling;
-      const wl = (2 * Math.PI) / f;
-      if (wl > old / lo) return f / factor;
-      if (wl < old / hi) return f;
-      const smooth = (old / wl - lo) / (hi - lo);
-      return ((1 - smooth) * f) / factor + smooth * f;
-    });
     const rows = new Float32Array(T * hs);
-    for (let t = 0; t < T; t++) {
-      for (let i = 0; i < half; i++) {
-        rows[t * hs + i] = Math.cos(t * inv[i]!);
-        rows[t * hs + half + i] = Math.sin(t * inv[i]!);
-      }
-    }
+    jsRope.ropeTableScaled(rows, 0, T, hs, theta, scaling);
     this.write(table, rows);
   }
 
