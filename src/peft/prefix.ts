@@ -29,8 +29,8 @@ import type { Tensor } from '../tensor/tensor.js';
 import { PeftConfigError } from './config.js';
 import { dropRows, prependRows, rowView, tanh } from './prefix-ops.js';
 
-/** `adapter_config.json` of a prefix-tuning adapter (PEFT's names). */
-export interface PrefixTuningConfigJSON {
+/** The keys PEFT's virtual-token configs share (`PromptLearningConfig`: prefix and prompt tuning). */
+export interface PromptLearningConfigJSON {
   peft_type?: string;
   task_type?: string | null;
   num_virtual_tokens?: number;
@@ -38,6 +38,11 @@ export interface PrefixTuningConfigJSON {
   num_transformer_submodules?: number | null;
   num_attention_heads?: number | null;
   num_layers?: number | null;
+  [key: string]: unknown;
+}
+
+/** `adapter_config.json` of a prefix-tuning adapter (PEFT's names). */
+export interface PrefixTuningConfigJSON extends PromptLearningConfigJSON {
   encoder_hidden_size?: number | null;
   prefix_projection?: boolean;
   [key: string]: unknown;

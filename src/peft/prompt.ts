@@ -18,16 +18,10 @@ import type { Tensor } from '../tensor/tensor.js';
 import type { Rng } from '../util/rng.js';
 import { PeftConfigError } from './config.js';
 import { dropRows, prependRows, rowView } from './prefix-ops.js';
+import type { PromptLearningConfigJSON } from './prefix.js';
 
 /** `adapter_config.json` of a prompt-tuning adapter (PEFT's names). */
-export interface PromptTuningConfigJSON {
-  peft_type?: string;
-  task_type?: string | null;
-  num_virtual_tokens?: number;
-  token_dim?: number | null;
-  num_transformer_submodules?: number | null;
-  num_attention_heads?: number | null;
-  num_layers?: number | null;
+export interface PromptTuningConfigJSON extends PromptLearningConfigJSON {
   prompt_tuning_init?: 'RANDOM' | 'SAMPLE_VOCAB' | 'TEXT';
   prompt_tuning_init_text?: string | null;
   tokenizer_name_or_path?: string | null;
