@@ -9,7 +9,8 @@ import { bitLinear, mul, sum } from '../src/autograd/index.js';
 import { BitLinear, bitLinearFactory, resolveBitLinearOptions } from '../src/nn/bitlinear.js';
 import { GPT, resolveGPTConfig, type GPTConfig } from '../src/nn/gpt.js';
 import { AdamW } from '../src/optim/adamw.js';
-import { trainStep, type TokenBatch } from '../src/optim/train-step.js';
+import { trainStep } from '../src/optim/train-step.js';
+import { repeatPatternBatch } from './pattern-task.js';
 import { Heap } from '../src/tensor/heap.js';
 import { ParameterSet } from '../src/tensor/parameters.js';
 import { Rng } from '../src/util/rng.js';
@@ -20,19 +21,6 @@ function randomF32(rng: Rng, n: number, std = 1): Float64Array {
   const v = new Float64Array(n);
   rng.fillNormal(v, 0, std);
   return v.map(Math.fround);
-}
-
-/** Repeat-the-pattern (as in test/train.test.ts): targets are predictable after period - 1 tokens. */
-function repeatPatternBatch(rng: Rng, B: number, T: number, V: number, period: number): TokenBatch {
-  const tokens = new Int32Array(B * T), targets = new Int32Array(B * T), pattern = new Int32Array(period);
-  for (let b = 0; b < B; b++) {
-    for (let i = 0; i < period; i++) pattern[i] = 1 + rng.int(V - 1);
-    for (let t = 0; t < T; t++) {
-      tokens[b * T + t] = pattern[t % period]!;
-      targets[b * T + t] = t < period - 1 ? 0 : pattern[(t + 1) % period]!;
-    }
-  }
-  return { tokens, targets, B, T };
 }
 
 const SHAPE: GPTConfig = { vocabSize: 8, contextLength: 16, layers: 2, heads: 4, dim: 32 };

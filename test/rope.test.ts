@@ -15,7 +15,8 @@ import { Heap } from '../src/tensor/heap.js';
 import { GPT, type GPTConfig } from '../src/nn/gpt.js';
 import { RotaryEmbedding } from '../src/nn/rope.js';
 import { AdamW } from '../src/optim/adamw.js';
-import { trainStep, type TokenBatch } from '../src/optim/train-step.js';
+import { trainStep } from '../src/optim/train-step.js';
+import { repeatPatternBatch } from './pattern-task.js';
 import { Rng } from '../src/util/rng.js';
 
 const backends: Backend[] = [];
@@ -289,21 +290,6 @@ describe('GPT options pos: rope and mlp: relu2', () => {
     expect(() => new RotaryEmbedding(8, 5)).toThrow('head size must be a positive even integer');
   });
 });
-
-/** Repeat-the-pattern (as in train.test.ts): random period-4 patterns over [1, V); targets the next token, 0 for the first 3. */
-function repeatPatternBatch(rng: Rng, B: number, T: number, V: number, period: number): TokenBatch {
-  const tokens = new Int32Array(B * T);
-  const targets = new Int32Array(B * T);
-  const pattern = new Int32Array(period);
-  for (let b = 0; b < B; b++) {
-    for (let i = 0; i < period; i++) pattern[i] = 1 + rng.int(V - 1);
-    for (let t = 0; t < T; t++) {
-      tokens[b * T + t] = pattern[t % period]!;
-      targets[b * T + t] = t < period - 1 ? 0 : pattern[(t + 1) % period]!;
-    }
-  }
-  return { tokens, targets, B, T };
-}
 
 async function trainLosses(backend: Backend, config: GPTConfig, steps: number, B: number): Promise<number[]> {
   backends.push(backend);

@@ -8,7 +8,8 @@ import { describe, expect, it } from 'vitest';
 import { createWasmBackend } from '../src/backend/wasm/index.js';
 import { GPT, type GPTConfig } from '../src/nn/gpt.js';
 import { AdamW } from '../src/optim/adamw.js';
-import { trainStep, type TokenBatch } from '../src/optim/train-step.js';
+import { trainStep } from '../src/optim/train-step.js';
+import { repeatPatternBatch } from './pattern-task.js';
 import { Heap } from '../src/tensor/heap.js';
 import { Rng } from '../src/util/rng.js';
 import { REPO_ROOT, chromiumPath } from './portable/chromium.js';
@@ -18,18 +19,6 @@ const RUN = { B: 8, T: 12, steps: 6 };
 const ready = chromiumPath() !== undefined && existsSync(join(REPO_ROOT, 'dist/gpu/index.js'));
 if (!ready && !process.env.CI) console.warn('webgpu: SKIPPING the webgpu browser test: Chromium or dist/ (npm run build) is missing');
 
-function patternBatch(rng: Rng, B: number, T: number, V: number, period = 4): TokenBatch {
-  const tokens = new Int32Array(B * T), targets = new Int32Array(B * T), pattern = new Int32Array(period);
-  for (let b = 0; b < B; b++) {
-    for (let i = 0; i < period; i++) pattern[i] = 1 + rng.int(V - 1);
-    for (let t = 0; t < T; t++) {
-      tokens[b * T + t] = pattern[t % period]!;
-      targets[b * T + t] = t < period - 1 ? 0 : pattern[(t + 1) % period]!;
-    }
-  }
-  return { tokens, targets, B, T };
-}
-
 describe.skipIf(!ready && !process.env.CI)('the webgpu backend in headless Chromium', () => {
   it(`trains ${RUN.steps} BitNet steps from dist/ on the browser's adapter: within 1e-3 of wasm, bit-identical on repeat`, async () => {
     const heap = new Heap(await createWasmBackend());
@@ -37,7 +26,7 @@ describe.skipIf(!ready && !process.env.CI)('the webgpu backend in headless Chrom
     const opt = new AdamW(model.params, { lr: 3e-2, betas: [0.9, 0.95], weightDecay: 0.01, clipNorm: 1 });
     const data = new Rng(7);
     const wasm: number[] = [];
-    for (let s = 0; s < RUN.steps; s++) wasm.push(await trainStep(heap, model, opt, patternBatch(data, RUN.B, RUN.T, CONFIG.vocabSize)));
+    for (let s = 0; s < RUN.steps; s++) wasm.push(await trainStep(heap, model, opt, repeatPatternBatch(data, RUN.B, RUN.T, CONFIG.vocabSize)));
 
     const { serveStatic } = await import('../scripts/serve-example.mjs');
     const server = await serveStatic({ isolate: true });

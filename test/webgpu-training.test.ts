@@ -9,7 +9,8 @@ import { JsBackend } from '../src/backend/js/index.js';
 import { createWasmBackend } from '../src/backend/wasm/index.js';
 import { GPT, type GPTConfig } from '../src/nn/gpt.js';
 import { AdamW } from '../src/optim/adamw.js';
-import { trainStep, type TokenBatch } from '../src/optim/train-step.js';
+import { trainStep } from '../src/optim/train-step.js';
+import { repeatPatternBatch } from './pattern-task.js';
 import { Heap } from '../src/tensor/heap.js';
 import { Rng } from '../src/util/rng.js';
 import { webgpuOrReason } from './portable/webgpu-harness.js';
@@ -17,19 +18,6 @@ import type { WebGpuBackend } from '../gpu/index.js';
 
 const found = await webgpuOrReason();
 if (!found.gpu) console.warn(`webgpu: SKIPPING the webgpu training tests: ${found.reason}`);
-
-/** Repeat-the-pattern rows (as test/train.test.ts): a random period-4 pattern, next-token targets. */
-function patternBatch(rng: Rng, B: number, T: number, V: number, period = 4): TokenBatch {
-  const tokens = new Int32Array(B * T), targets = new Int32Array(B * T), pattern = new Int32Array(period);
-  for (let b = 0; b < B; b++) {
-    for (let i = 0; i < period; i++) pattern[i] = 1 + rng.int(V - 1);
-    for (let t = 0; t < T; t++) {
-      tokens[b * T + t] = pattern[t % period]!;
-      targets[b * T + t] = t < period - 1 ? 0 : pattern[(t + 1) % period]!;
-    }
-  }
-  return { tokens, targets, B, T };
-}
 
 const FP: GPTConfig = { vocabSize: 11, contextLength: 12, layers: 1, heads: 2, dim: 16 };
 const BITNET: GPTConfig = { ...FP, bitlinear: true, norm: 'rms', mlp: 'relu2', pos: 'rope', tiedHead: false };
@@ -40,7 +28,7 @@ const RUN = { B: 8, T: 12, steps: 8 };
 async function gradients(be: Backend, config: GPTConfig): Promise<{ loss: number; grads: Map<string, Float32Array> }> {
   const heap = new Heap(be);
   const model = new GPT(config).materialize(heap, new Rng(5));
-  const b = patternBatch(new Rng(9), 4, config.contextLength, config.vocabSize);
+  const b = repeatPatternBatch(new Rng(9), 4, config.contextLength, config.vocabSize);
   model.params.zeroGrad();
   const { loss } = model.forward(heap.indices(b.tokens, [b.B, b.T]), heap.indices(b.targets, [b.B, b.T]));
   const value = loss!.item();
@@ -56,7 +44,7 @@ async function trainRun(be: Backend, config: GPTConfig): Promise<number[]> {
   const opt = new AdamW(model.params, { lr: 3e-2, betas: [0.9, 0.95], weightDecay: 0.01, clipNorm: 1 });
   const data = new Rng(7);
   const losses: number[] = [];
-  for (let s = 0; s < RUN.steps; s++) losses.push(await trainStep(heap, model, opt, patternBatch(data, RUN.B, RUN.T, config.vocabSize)));
+  for (let s = 0; s < RUN.steps; s++) losses.push(await trainStep(heap, model, opt, repeatPatternBatch(data, RUN.B, RUN.T, config.vocabSize)));
   return losses;
 }
 
