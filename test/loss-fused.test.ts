@@ -99,9 +99,12 @@ describe('linearCrossEntropy: the head and the loss fused, chunk by chunk', () =
     const { x, w, targets } = inputs(heap, c, true);
     const ref = noGrad(() => crossEntropy(linear(x, w), targets).itemSync());
     const before = heap.stats().arenaHighWater;
+    const held = heap.stats().arenaElements;
     const got = noGrad(() => linearCrossEntropy(x, w, targets, 5).itemSync());
     expect(got).toBe(ref);
     expect(heap.stats().arenaHighWater - before).toBeLessThan(3 * 5 * c.V);
+    // the chunk buffers are freed once the loss is computed: only the per-row losses and the scalars stay
+    expect(heap.stats().arenaElements - held).toBeLessThan(c.N + 64);
   });
 
   it('bad shapes and ids are named', () => {

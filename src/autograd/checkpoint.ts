@@ -13,7 +13,11 @@
  * bit-identical to the uncheckpointed step (tested). `fn` must be a pure function of `x` and the
  * parameters within one step: randomness in it (dropout, quantisation noise) has to be derived
  * from a per-step seed, not drawn from a stateful generator, or the recomputation would differ.
+ *
+ * Blocks that are not checkpointed run in a `gradientScope`: their activations stay, but the
+ * activation gradients of their backward are freed once it has run, the same way.
  */
+import type { Heap } from '../tensor/heap.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { assertArg, checkArgs, formatShape } from './ops/common.js';
 import { isGradEnabled } from './tape.js';
@@ -51,28 +55,82 @@ export function checkpoint(fn: (x: Tensor) => Tensor, x: Tensor, inputs: readonl
     name: op,
     backward: () => {
       if (out.gradPtr === 0) return;
-      // x's gradient can take over out's buffer when x has none yet and the same size: out is
-      // dead once this entry ran (its gradient came from ops recorded later, which ran before),
-      // so a chain of blocks passes one gradient buffer down instead of keeping one per block
-      const handOver = x.requiresGrad && x.kind === 'activation' && x.gradPtr === 0 && x.size === out.size;
-      // the gradients of the other activation inputs (and of x otherwise) must outlive the recomputation
-      for (const t of [x, ...inputs]) if (t.requiresGrad && t.kind === 'activation' && !(handOver && t === x)) heap.gradOf(t);
-      const recomputeMark = heap.arenaMark();
-      if (handOver) heap.gradOf(x); // inside the recomputation's region, copied into out's buffer below
+      const region = openGradientRegion(heap, x, out, inputs);
       // backward() drained the tape before running this entry, so the recomputation records
       // onto an empty tape: exactly fn's ops, which run in reverse right here
       const y2 = fn(x);
       y2.gradPtr = out.gradPtr;
       for (const e of heap.tape.drainReversed()) e.backward();
-      if (handOver) {
-        heap.backend.copy(out.gradPtr, x.gradPtr, x.size);
-        x.gradPtr = out.gradPtr;
-        out.gradPtr = 0;
-      }
-      heap.releaseArenaTo(recomputeMark);
+      closeGradientRegion(heap, region, x, out);
     },
   });
   return out;
+}
+
+/**
+ * `fn(x)` kept as usual (no recomputation), but the activation gradients its backward allocates
+ * are freed once it has run: a block's backward needs gradients of its own activations only
+ * while it runs, and passes on just those of `x` and `inputs` (the activations from outside that
+ * `fn` reads; parameters need no mention). Without it, a bump arena holds every block's
+ * activation gradients until the step ends: at 30 SmolLM2-shaped layers, as much again as the
+ * activations. Same kernels in the same order, so the same bits (tested).
+ */
+export function gradientScope(fn: (x: Tensor) => Tensor, x: Tensor, inputs: readonly Tensor[] = []): Tensor {
+  const heap = checkArgs('gradientScope', { x });
+  if (!isGradEnabled()) return fn(x);
+  const tapeLength = heap.tape.length;
+  let region: GradientRegion | null = null;
+  let y: Tensor | null = null;
+  // recorded first, so it runs last: once the block's backward is done
+  heap.tape.record({
+    name: 'gradientScope.release',
+    backward: () => {
+      if (region && y) closeGradientRegion(heap, region, x, y);
+      region = null;
+    },
+  });
+  y = fn(x);
+  heap.check(y, 'gradientScope', 'fn(x)');
+  if (heap.tape.length === tapeLength + 1) {
+    heap.tape.truncate(tapeLength); // fn recorded nothing: no backward to scope
+    return y;
+  }
+  const out = y;
+  // recorded last, so it runs first: before any of the block's backward allocates
+  heap.tape.record({ name: 'gradientScope.open', backward: () => { region = openGradientRegion(heap, x, out, inputs); } });
+  return y;
+}
+
+/** Where a block's backward began allocating, and whether `x`'s gradient takes over `out`'s buffer. */
+interface GradientRegion {
+  mark: number;
+  handOver: boolean;
+}
+
+/**
+ * Before a block's backward: allocate the gradients that must outlive it (of `x` and `inputs`),
+ * then mark the arena. `x`'s gradient can instead take over `out`'s buffer when x has none yet
+ * and the same size: out is dead once the block's backward ran (its gradient came from ops
+ * recorded later, which ran before), so a chain of blocks passes one gradient buffer down
+ * instead of keeping one per block. x's gradient is then allocated inside the region and copied
+ * into out's buffer by `closeGradientRegion`.
+ */
+function openGradientRegion(heap: Heap, x: Tensor, out: Tensor, inputs: readonly Tensor[]): GradientRegion {
+  const handOver = out.gradPtr !== 0 && x.requiresGrad && x.kind === 'activation' && x.gradPtr === 0 && x.size === out.size;
+  for (const t of [x, ...inputs]) if (t.requiresGrad && t.kind === 'activation' && !(handOver && t === x)) heap.gradOf(t);
+  const mark = heap.arenaMark();
+  if (handOver) heap.gradOf(x);
+  return { mark, handOver };
+}
+
+/** After a block's backward: hand x's gradient over to out's buffer if so planned, free the rest. */
+function closeGradientRegion(heap: Heap, region: GradientRegion, x: Tensor, out: Tensor): void {
+  if (region.handOver) {
+    heap.backend.copy(out.gradPtr, x.gradPtr, x.size);
+    x.gradPtr = out.gradPtr;
+    out.gradPtr = 0;
+  }
+  heap.releaseArenaTo(region.mark);
 }
 
 /** Which blocks are checkpointed: every one (true), none (false), or the first n (partial recomputation). */
@@ -80,9 +138,10 @@ export type GradientCheckpointing = boolean | number;
 
 /**
  * `x` through `blocks` in order, the checkpointed ones (`setting`: all, none, or the first n) with
- * `checkpoint`. Checkpointing n of L blocks keeps L − n blocks' activations: memory between that
- * of full checkpointing and none, with n blocks' forward recomputed (Megatron's
- * `--recompute-num-layers`). The same bits at every n.
+ * `checkpoint`, the others with `gradientScope` (activations kept, their gradients freed block by
+ * block). Checkpointing n of L blocks keeps L − n blocks' activations: memory between that of full
+ * checkpointing and none, with n blocks' forward recomputed (Megatron's `--recompute-num-layers`).
+ * The same bits at every n.
  */
 export function forwardBlocks(blocks: readonly { forward(x: Tensor): Tensor }[], x: Tensor, setting: GradientCheckpointing, inputs: readonly Tensor[] = []): Tensor {
   if (typeof setting === 'number' && !(Number.isInteger(setting) && setting >= 0)) {
@@ -90,7 +149,7 @@ export function forwardBlocks(blocks: readonly { forward(x: Tensor): Tensor }[],
   }
   const n = setting === true ? blocks.length : setting === false ? 0 : Math.min(setting, blocks.length);
   blocks.forEach((block, i) => {
-    x = i < n ? checkpoint((h) => block.forward(h), x, inputs) : block.forward(x);
+    x = i < n ? checkpoint((h) => block.forward(h), x, inputs) : gradientScope((h) => block.forward(h), x, inputs);
   });
   return x;
 }

@@ -80,12 +80,16 @@ export function linearCrossEntropy(x: Tensor, weight: Tensor, targets: Tensor, c
   const dxWanted = grads && wantsGrad(x);
   const dwWanted = grads && wantsGrad(weight);
 
+  // what outlives the chunk loop first; the chunk buffers above it are freed after the loop
   const losses = heap.alloc(N);
+  const dx = dxWanted ? heap.alloc(N * C) : 0;
+  const dw = dwWanted ? heap.allocZeroed(V * C) : 0;
+  const total = heap.alloc(1);
+  const out = heap.empty([]);
+  const chunkMark = heap.arenaMark();
   const logits = heap.alloc(chunk * V);
   const probs = heap.alloc(chunk * V);
   const dlosses = grads ? heap.alloc(chunk) : 0;
-  const dx = dxWanted ? heap.alloc(N * C) : 0;
-  const dw = dwWanted ? heap.allocZeroed(V * C) : 0;
   if (grads) be.fill(dlosses, chunk, 1 / N);
   for (let r0 = 0; r0 < N; r0 += chunk) {
     const n = Math.min(chunk, N - r0);
@@ -99,8 +103,7 @@ export function linearCrossEntropy(x: Tensor, weight: Tensor, targets: Tensor, c
     if (dxWanted) be.gemm('nn', dx + r0 * C, dlogits, weight.offset, n, C, V, false);
     if (dwWanted) be.gemm('tn', dw, dlogits, xc, V, C, n, true);
   }
-  const total = heap.alloc(1);
-  const out = heap.empty([]);
+  heap.releaseArenaTo(chunkMark);
   be.sum(total, losses, N);
   be.scale(out.offset, total, 1 / N, 1);
 
