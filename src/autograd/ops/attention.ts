@@ -7,7 +7,7 @@ import { assertArg, checkArgs, formatShape, recordOp, wantsGrad } from './common
 /**
  * Causal self-attention. qkv is (B, T, 3C): q, k, v side by side per token; the result is
  * (B, T, C), heads concatenated. Scores are scaled by 1/sqrt(C/NH). The attention weights
- * (B, NH, T, T) are saved for backward.
+ * (B, NH, T, T) are saved for backward (the pre-softmax scores are not: backward needs only the weights).
  */
 export function attention(qkv: Tensor, heads: number): Tensor {
   const op = 'attention';
@@ -20,16 +20,17 @@ export function attention(qkv: Tensor, heads: number): Tensor {
   const NH = heads;
   const be = heap.backend;
   const out = heap.empty([B, T, C]);
-  // preatt and att are the forward kernel's workspace in any mode; att is what backward needs
-  const preatt = heap.alloc(B * NH * T * T);
+  // att is what backward needs; preatt, the forward kernel's workspace, is freed once it ran
   const att = heap.alloc(B * NH * T * T);
+  const preatt = heap.alloc(B * NH * T * T);
   be.attentionForward(out.offset, preatt, att, qkv.offset, B, T, C, NH);
+  heap.releaseArenaTo(preatt);
 
   recordOp(op, [qkv], out, () => {
-    // scratch for the backward of the softmax and the weighted sum, overwritten by the kernel;
-    // preatt is dead after the forward, so it serves as dpreatt
+    // scratch for the backward of the softmax and the weighted sum, overwritten by the kernel
+    const dpreatt = heap.alloc(B * NH * T * T);
     const datt = heap.alloc(B * NH * T * T);
-    be.attentionBackward(heap.gradOf(qkv), preatt, datt, out.gradPtr, qkv.offset, att, B, T, C, NH);
+    be.attentionBackward(heap.gradOf(qkv), dpreatt, datt, out.gradPtr, qkv.offset, att, B, T, C, NH);
   });
   return out;
 }
@@ -60,15 +61,19 @@ export function groupedAttention(q: Tensor, k: Tensor, v: Tensor, heads: number,
   const NH = heads;
   const be = heap.backend;
   const out = heap.empty([B, T, Cq]);
-  const preatt = heap.alloc(B * NH * T * T);
+  // att is what backward needs; preatt, the forward kernel's workspace, is freed once it ran
   const att = heap.alloc(B * NH * T * T);
+  const preatt = heap.alloc(B * NH * T * T);
   be.groupedAttentionForward(out.offset, preatt, att, q.offset, k.offset, v.offset, B, T, NH, kvHeads, hs, Cq, kvHeads * hs);
+  heap.releaseArenaTo(preatt);
 
   recordOp(op, [q, k, v], out, () => {
-    // preatt is dead after the forward, so it serves as dpreatt
-    const datt = heap.alloc(B * NH * T * T);
     const grad = (t: Tensor) => (wantsGrad(t) ? heap.gradOf(t) : heap.allocZeroed(t.size));
-    be.groupedAttentionBackward(grad(q), grad(k), grad(v), preatt, datt, out.gradPtr, q.offset, k.offset, v.offset, att, B, T, NH, kvHeads, hs, Cq, kvHeads * hs);
+    const [dq, dk, dv] = [grad(q), grad(k), grad(v)];
+    // scratch for the backward of the softmax and the weighted sum, overwritten by the kernel
+    const dpreatt = heap.alloc(B * NH * T * T);
+    const datt = heap.alloc(B * NH * T * T);
+    be.groupedAttentionBackward(dq, dk, dv, dpreatt, datt, out.gradPtr, q.offset, k.offset, v.offset, att, B, T, NH, kvHeads, hs, Cq, kvHeads * hs);
   });
   return out;
 }
