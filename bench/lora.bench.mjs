@@ -5,13 +5,13 @@
 //   lora        LoRA r 16 on all projections, frozen packed ternary base
 //   lora-gc     the same with gradient checkpointing (activations recomputed per block)
 //   lora-gcN    the same with only the first N blocks checkpointed (N = --partial, default a third
-//               of the layers): the fastest LoRA that fits at 30 layers
+//               of the layers)
 //   full        full fine-tuning of the same BitNet (f32 latents, gradients, AdamW m and v)
 //   full-gc     the same with gradient checkpointing
 //   qlora       QLoRA r 16 on a full-precision model of the same shape, NF4 base (+ checkpointing)
 //   fp-full-gc  full fine-tuning of that full-precision model (+ checkpointing): QLoRA's reference
-// At 30 layers `lora` and `full` need more than the 4 GiB a wasm32 memory addresses (their rows
-// say so); the ratios are then taken like for like, checkpointed against checkpointed.
+// At 30 layers `full` needs more than the 4 GiB a wasm32 memory addresses (its row says so); the
+// memory ratios are then taken like for like, checkpointed against checkpointed.
 // `node bench/run.mjs lora [--layers N] [--steps S] [--threads T] [--partial N] [--torch]` prints, last, one JSON line
 // {"bench":"lora-w2","tokens_per_s","peak_rss_mb","full_ft_peak_rss_mb","qlora_peak_rss_mb",...}.
 // --torch also runs bench/lora-torch.py (the same step in PyTorch; needs python3 with torch:
