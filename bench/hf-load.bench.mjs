@@ -2,7 +2,8 @@
 // SmolLM2-135M's shape (vocab 49152, hidden 576, 30 layers, 9 heads / 3 kv heads, intermediate
 // 1536, tied) with random BF16 weights this script writes (nothing is downloaded).
 //
-//   node bench/hf-load.bench.mjs [--dir DIR] [--keep]      (npm run build first: imports dist/)
+//   node bench/run.mjs hf-load [--dir DIR] [--keep]        (npm run build first: imports dist/)
+//   node bench/hf-load.bench.mjs [--dir DIR] [--keep]      (the same, printing the result as JSON)
 //
 // The file is written by one child process and loaded by a fresh one, so the loader's peak RSS
 // (process.resourceUsage().maxRSS) is not inflated by the writer. Reported:
@@ -17,6 +18,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, openSync, writeSync, closeSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const CONFIG = {
   architectures: ['LlamaForCausalLM'], model_type: 'llama', vocab_size: 49152, hidden_size: 576, intermediate_size: 1536,
@@ -104,13 +106,12 @@ async function load(dir) {
   process.stdout.write(JSON.stringify(out) + '\n');
 }
 
-const args = process.argv.slice(2);
-if (args[0] === '--child-write') write(args[1]);
-else if (args[0] === '--child-load') await load(args[1]);
-else {
+/** Writes the model (unless --dir holds one) and loads it three times, each in a fresh child. */
+async function measure() {
+  const args = process.argv.slice(2);
   const given = args.includes('--dir') ? args[args.indexOf('--dir') + 1] : null;
   const dir = given ?? mkdtempSync(join(tmpdir(), 'hf-load-bench-'));
-  const self = new URL(import.meta.url).pathname;
+  const self = fileURLToPath(import.meta.url);
   try {
     if (!given || !statSync(join(dir, 'model.safetensors'), { throwIfNoEntry: false })) {
       const w = spawnSync(process.execPath, [self, '--child-write', dir], { stdio: 'inherit' });
@@ -123,9 +124,25 @@ else {
       runs.push(JSON.parse(r.stdout.trim().split('\n').pop()));
     }
     const median = (k) => runs.map((r) => r[k]).sort((a, b) => a - b)[1];
-    const result = { bench: 'hf-load', model: 'SmolLM2-135M shape, BF16 random', runs, median_mb_per_s: median('mb_per_s'), median_mb_per_cpu_s: median('mb_per_cpu_s'), median_total_s: median('total_s'), median_peak_rss_mb: median('peak_rss_mb'), heap_mb: runs[0].heap_mb, params_mb: runs[0].params_mb };
-    console.log(JSON.stringify(result, null, 2));
+    return { bench: 'hf-load', model: 'SmolLM2-135M shape, BF16 random', runs, median_mb_per_s: median('mb_per_s'), median_mb_per_cpu_s: median('mb_per_cpu_s'), median_total_s: median('total_s'), median_peak_rss_mb: median('peak_rss_mb'), heap_mb: runs[0].heap_mb, params_mb: runs[0].params_mb };
   } finally {
     if (!given && !args.includes('--keep')) rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** For bench/run.mjs: the three loads as rows, the medians as the JSON line. */
+export async function run() {
+  const { runs, ...summary } = await measure();
+  const notes = [
+    `medians of 3 loads: ${summary.median_mb_per_s.toFixed(0)} MB/s (target >= 200), peak RSS ${(summary.median_peak_rss_mb / summary.heap_mb).toFixed(2)} x the model's heap memory (target <= 1.3)`,
+  ];
+  return { rows: runs, notes, jsonLine: JSON.stringify(summary) };
+}
+
+// run as a script (or as one of its own children): print the result as JSON
+if (process.argv[1] && pathToFileURL(process.argv[1]).href === import.meta.url) {
+  const args = process.argv.slice(2);
+  if (args[0] === '--child-write') write(args[1]);
+  else if (args[0] === '--child-load') await load(args[1]);
+  else console.log(JSON.stringify(await measure(), null, 2));
 }
