@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { JsBackend } from '../src/backend/js/index.js';
 import {
   add, attention, crossEntropy, linearCrossEntropy, embedding, gelu, layerNorm, linear, matmul, mean, mul, noGrad, rmsNorm, scale, silu, sum,
-  relu2, rope,
+  relu2, rope, gatedActivation,
 } from '../src/autograd/index.js';
 import { Heap } from '../src/tensor/heap.js';
 import type { Tensor } from '../src/tensor/tensor.js';
@@ -227,6 +227,43 @@ describe('relu2 and rope gradients match central finite differences (f64, js bac
     const x = randn(rng, [3, 11], 2);
     for (let i = 0; i < x.data.length; i++) if (Math.abs(x.data[i]!) < 1e-3) x.data[i] = 0.5;
     expect(checkOp((t) => relu2(t), [x])).toBeLessThan(TOL);
+  });
+
+  it('gatedActivation, silu and relu2 (gate away from relu2\'s kink), into both gate and up', () => {
+    for (const act of ['silu', 'relu2'] as const) {
+      const g = randn(rng, [2, 3, 7], 2);
+      for (let i = 0; i < g.data.length; i++) if (Math.abs(g.data[i]!) < 1e-3) g.data[i] = 0.5;
+      expect(checkOp((gate, up) => gatedActivation(gate, up, act), [g, randn(rng, [2, 3, 7])])).toBeLessThan(TOL);
+    }
+  });
+
+  it('gatedActivation is mul(act(gate), up) bit for bit (f32, wasm) and keeps neither act(gate) nor its scratch', async () => {
+    const { createWasmBackend } = await import('../src/backend/wasm/index.js');
+    const heap = new Heap(await createWasmBackend());
+    const r = new Rng(5);
+    const gs = new Float32Array(5 * 33), us = new Float32Array(5 * 33), ws = new Float32Array(5 * 33);
+    r.fillNormal(gs); r.fillNormal(us); r.fillNormal(ws);
+    for (const act of ['silu', 'relu2'] as const) {
+      const run = (fused: boolean) => {
+        const gate = heap.fromArray(gs, [5, 33], { requiresGrad: true });
+        const up = heap.fromArray(us, [5, 33], { requiresGrad: true });
+        const w = heap.fromArray(ws, [5, 33]);
+        const held = heap.stats().arenaElements;
+        const h = fused ? gatedActivation(gate, up, act) : mul(act === 'silu' ? silu(gate) : relu2(gate), up);
+        const kept = heap.stats().arenaElements - held;
+        sum(mul(h, w)).backward();
+        const out = { h: Array.from(h.dataSync()), dg: Array.from(gate.grad!.dataSync()), du: Array.from(up.grad!.dataSync()), kept };
+        heap.resetArena();
+        return out;
+      };
+      const [plain, fused] = [run(false), run(true)];
+      expect(fused.h).toEqual(plain.h);
+      expect(fused.dg).toEqual(plain.dg);
+      expect(fused.du).toEqual(plain.du);
+      expect(plain.kept - fused.kept).toBeGreaterThanOrEqual(5 * 33);
+    }
+    const heap64 = f64Heap();
+    expect(() => gatedActivation(heap64.zeros([2, 3]), heap64.zeros([3, 2]), 'silu')).toThrow(/gatedActivation/);
   });
 
   /** rope on qkv (B, T, 3C) with a (maxT, C/heads) table built on the op's heap. */

@@ -9,8 +9,8 @@
  * BitNet's sub-norms before o_proj and down_proj).
  */
 import { attention, groupedAttention } from '../autograd/ops/attention.js';
-import { gelu, relu2, silu } from '../autograd/ops/activation.js';
-import { add, mul } from '../autograd/ops/elementwise.js';
+import { gatedActivation, gelu, relu2 } from '../autograd/ops/activation.js';
+import { add } from '../autograd/ops/elementwise.js';
 import type { ParameterSet } from '../tensor/parameters.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { LinearFactory, LinearLayer } from './linear.js';
@@ -100,7 +100,7 @@ export class MLP {
   /** x (B, T, C) → (B, T, C). */
   forward(x: Tensor): Tensor {
     let h: Tensor;
-    if (this.gate) h = mul(silu(this.gate.forward(x)), this.up.forward(x));
+    if (this.gate) h = gatedActivation(this.gate.forward(x), this.up.forward(x), 'silu');
     else h = this.kind === 'relu2' ? relu2(this.up.forward(x)) : gelu(this.up.forward(x));
     return this.down.forward(h);
   }
@@ -249,7 +249,7 @@ export class GatedMLP {
   /** x (B, T, dim) → (B, T, dim). */
   forward(x: Tensor): Tensor {
     const g = this.gate.forward(x);
-    const h = mul(this.act === 'silu' ? silu(g) : relu2(g), this.up.forward(x));
+    const h = gatedActivation(g, this.up.forward(x), this.act);
     return this.down.forward(this.subNorm ? this.subNorm.forward(h) : h);
   }
 }

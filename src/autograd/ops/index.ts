@@ -1,7 +1,7 @@
 /** The differentiable ops: each computes its forward on the backend and records its backward. */
 export { linear, matmul } from './linear.js';
 export { layerNorm, rmsNorm } from './norm.js';
-export { gelu, silu, relu2 } from './activation.js';
+export { gelu, silu, relu2, gatedActivation, type GateActivation } from './activation.js';
 export { add, mul, scale } from './elementwise.js';
 export { sum, mean } from './reduce.js';
 export { attention, groupedAttention } from './attention.js';
