@@ -97,7 +97,12 @@ export function gradientScope(fn: (x: Tensor) => Tensor, x: Tensor, inputs: read
   }
   const out = y;
   // recorded last, so it runs first: before any of the block's backward allocates
-  heap.tape.record({ name: 'gradientScope.open', backward: () => { region = openGradientRegion(heap, x, out, inputs); } });
+  heap.tape.record({
+    name: 'gradientScope.open',
+    backward: () => {
+      region = openGradientRegion(heap, x, out, inputs);
+    },
+  });
   return y;
 }
 
