@@ -146,6 +146,23 @@ describe('gradient checkpointing', () => {
     expect(heap.tape.length).toBe(0);
   });
 
+  it('an outside activation the block reads but inputs did not name is an error, not a freed gradient', () => {
+    const heap = new Heap(new JsBackend({ dtype: 'f64' }));
+    const rng = new Rng(13);
+    const xs = new Float64Array(12), ws = new Float64Array(9);
+    rng.fillNormal(xs);
+    rng.fillNormal(ws);
+    for (const via of ['scope', 'checkpoint'] as const) {
+      const x = heap.fromArray(xs, [4, 3], { requiresGrad: true });
+      const w = heap.fromArray(ws, [3, 3], { requiresGrad: true }); // an activation, not a parameter
+      const f = (h: ReturnType<typeof heap.empty>) => add(h, gelu(linear(h, w)));
+      const y = via === 'scope' ? forwardBlocks([{ forward: f }], x, false) : checkpoint(f, x);
+      expect(() => sum(y).backward()).toThrow(/made before a checkpointed \(or gradient-scoped\) block and takes a gradient inside it; pass it in the inputs/);
+      heap.resetArena();
+      expect(heap.gradientFloor).toBe(0);
+    }
+  });
+
   it('is the plain op when nothing requires grad, and refuses an output of another shape', () => {
     const heap = new Heap(new JsBackend({ dtype: 'f64' }));
     const x = heap.fromArray([1, -2, 3, 0.5], [2, 2]);

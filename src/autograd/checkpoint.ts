@@ -55,7 +55,9 @@ export function checkpoint(fn: (x: Tensor) => Tensor, x: Tensor, inputs: readonl
     name: op,
     backward: () => {
       if (out.gradPtr === 0) return;
-      const region = openGradientRegion(heap, x, out, inputs);
+      // the recomputation's own activations lie above the region's mark: nothing below it may
+      // take a new gradient in there but what openGradientRegion allocated
+      const region = openGradientRegion(heap, x, out, inputs, null);
       // backward() drained the tape before running this entry, so the recomputation records
       // onto an empty tape: exactly fn's ops, which run in reverse right here
       const y2 = fn(x);
@@ -79,6 +81,7 @@ export function gradientScope(fn: (x: Tensor) => Tensor, x: Tensor, inputs: read
   const heap = checkArgs('gradientScope', { x });
   if (!isGradEnabled()) return fn(x);
   const tapeLength = heap.tape.length;
+  const forwardStart = heap.arenaMark(); // fn's activations lie above: only they take new gradients in its backward
   let region: GradientRegion | null = null;
   let y: Tensor | null = null;
   // recorded first, so it runs last: once the block's backward is done
@@ -100,16 +103,17 @@ export function gradientScope(fn: (x: Tensor) => Tensor, x: Tensor, inputs: read
   heap.tape.record({
     name: 'gradientScope.open',
     backward: () => {
-      region = openGradientRegion(heap, x, out, inputs);
+      region = openGradientRegion(heap, x, out, inputs, forwardStart);
     },
   });
   return y;
 }
 
-/** Where a block's backward began allocating, and whether `x`'s gradient takes over `out`'s buffer. */
+/** Where a block's backward began allocating, whether `x`'s gradient takes over `out`'s buffer, and the heap's gradient floor before. */
 interface GradientRegion {
   mark: number;
   handOver: boolean;
+  outerFloor: number;
 }
 
 /**
@@ -119,17 +123,24 @@ interface GradientRegion {
  * recorded later, which ran before), so a chain of blocks passes one gradient buffer down
  * instead of keeping one per block. x's gradient is then allocated inside the region and copied
  * into out's buffer by `closeGradientRegion`.
+ *
+ * Then no activation below `floor` (the region's mark when null) may take a new gradient until
+ * the region closes: one the block reads but `inputs` did not name would have its gradient freed
+ * with the region, so `heap.gradOf` throws instead.
  */
-function openGradientRegion(heap: Heap, x: Tensor, out: Tensor, inputs: readonly Tensor[]): GradientRegion {
+function openGradientRegion(heap: Heap, x: Tensor, out: Tensor, inputs: readonly Tensor[], floor: number | null): GradientRegion {
   const handOver = out.gradPtr !== 0 && x.requiresGrad && x.kind === 'activation' && x.gradPtr === 0 && x.size === out.size;
   for (const t of [x, ...inputs]) if (t.requiresGrad && t.kind === 'activation' && !(handOver && t === x)) heap.gradOf(t);
   const mark = heap.arenaMark();
   if (handOver) heap.gradOf(x);
-  return { mark, handOver };
+  const outerFloor = heap.gradientFloor;
+  heap.gradientFloor = Math.max(outerFloor, floor ?? mark);
+  return { mark, handOver, outerFloor };
 }
 
 /** After a block's backward: hand x's gradient over to out's buffer if so planned, free the rest. */
 function closeGradientRegion(heap: Heap, region: GradientRegion, x: Tensor, out: Tensor): void {
+  heap.gradientFloor = region.outerFloor;
   if (region.handOver) {
     heap.backend.copy(out.gradPtr, x.gradPtr, x.size);
     x.gradPtr = out.gradPtr;

@@ -60,6 +60,13 @@ export class Heap {
   private highWater = 0;
   private gen = 0;
   private readonly regionList: StaticRegion[] = [];
+  /**
+   * Activations below this offset may not receive a new gradient (0: no limit). Set while a
+   * block's backward runs in a region that is released afterwards (src/autograd/checkpoint.ts):
+   * a gradient allocated there for an activation made before the block would be freed before
+   * that activation's producer reads it, so `gradOf` refuses it with an error that names the fix.
+   */
+  gradientFloor: Ptr = 0;
 
   constructor(backend: Backend) {
     this.backend = backend;
@@ -117,6 +124,7 @@ export class Heap {
    */
   resetArena(): void {
     this.arenaTop = this.staticTop;
+    this.gradientFloor = 0;
     this.gen++;
     this.tape.clear();
   }
@@ -208,6 +216,12 @@ export class Heap {
   gradOf(t: Tensor): Ptr {
     if (t.gradPtr === 0) {
       if (t.kind === 'param') throw new Error(`backward: parameter ${t.describe()} has no gradient slot (was it materialized?)`);
+      if (t.offset < this.gradientFloor) {
+        throw new Error(
+          `backward: ${t.describe()} was made before a checkpointed (or gradient-scoped) block and takes a gradient inside it; ` +
+            'pass it in the inputs of checkpoint / gradientScope / forwardBlocks, so that its gradient outlives the block',
+        );
+      }
       t.gradPtr = this.allocZeroed(t.size);
     }
     return t.gradPtr;
