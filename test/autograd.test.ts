@@ -196,6 +196,23 @@ describe('ParameterSet', () => {
     expect(ps.count).toBe(15 + 12 + 3);
   });
 
+  it('initialises a tensor larger than one write chunk with the values of one draw over all of it, in registration order', () => {
+    const heap = heapOf();
+    const ps = new ParameterSet();
+    const n = (1 << 20) * 2 + 5; // three chunks, the last of 5
+    ps.register('big.weight', [n], { init: { kind: 'normal', std: 0.5 }, decay: true });
+    ps.register('small.weight', [7], { init: { kind: 'normal', std: 1 }, decay: true });
+    ps.register('ones.weight', [n], { init: { kind: 'ones' }, decay: false });
+    ps.materialize(heap, new Rng(21));
+    const want = new Float64Array(n + 7);
+    const rng = new Rng(21);
+    rng.fillNormal(want.subarray(0, n), 0, 0.5);
+    rng.fillNormal(want.subarray(n), 0, 1);
+    expect(Array.from(ps.getParam('big.weight').dataSync()).every((v, i) => v === want[i])).toBe(true);
+    expect(Array.from(ps.getParam('small.weight').dataSync())).toEqual(Array.from(want.subarray(n)));
+    expect(ps.getParam('ones.weight').dataSync().every((v) => v === 1)).toBe(true);
+  });
+
   it('a frozen set allocates no gradient block: its tensors take no gradient and say so', () => {
     const heap = heapOf();
     const before = heap.stats().staticElements;

@@ -35,15 +35,25 @@ interface Group {
 }
 
 /** Fixed registration-order init: every backend and runtime draws the same numbers. */
-function initValues(t: Tensor, init: Init, rng: Rng): Float64Array {
-  const v = new Float64Array(t.size);
-  if (init.kind === 'normal') {
-    if (!(Number.isFinite(init.std) && init.std >= 0)) throw new Error(`init of ${t.name}: std must be a finite number >= 0, got ${init.std}`);
-    rng.fillNormal(v, 0, init.std);
-  } else if (init.kind === 'ones') {
-    v.fill(1);
+/** Values written per call by `writeInit`: a 2^20-element f64 buffer (8 MB) however large the tensor. */
+const INIT_CHUNK = 1 << 20;
+
+/**
+ * Write `t`'s initial values, drawn from `rng` in element order a chunk at a time, so the values
+ * are those of one draw over the whole tensor without a host copy of it (a 49,152 × 576 embedding
+ * would need 226 MB of f64).
+ */
+function writeInit(t: Tensor, init: Init, rng: Rng): void {
+  if (init.kind === 'zeros') return;
+  if (init.kind === 'normal' && !(Number.isFinite(init.std) && init.std >= 0)) throw new Error(`init of ${t.name}: std must be a finite number >= 0, got ${init.std}`);
+  const be = t.heap.backend;
+  const v = new Float64Array(Math.min(t.size, INIT_CHUNK));
+  for (let off = 0; off < t.size; off += v.length) {
+    const part = off + v.length <= t.size ? v : v.subarray(0, t.size - off);
+    if (init.kind === 'normal') rng.fillNormal(part, 0, init.std);
+    else part.fill(1);
+    be.write(t.offset + off, part);
   }
-  return v;
 }
 
 export class ParameterSet {
@@ -141,7 +151,7 @@ export class ParameterSet {
     if (rng === null) return;
     for (const g of this.groups) {
       for (const t of g.parts) {
-        if (g.opts.init.kind !== 'zeros') be.write(t.offset, initValues(t, g.opts.init, rng));
+        writeInit(t, g.opts.init, rng);
       }
     }
   }
