@@ -34,14 +34,14 @@ interface Group {
   opts: ParamOptions;
 }
 
-/** Fixed registration-order init: every backend and runtime draws the same numbers. */
 /** Values written per call by `writeInit`: a 2^20-element f64 buffer (8 MB) however large the tensor. */
 const INIT_CHUNK = 1 << 20;
 
 /**
  * Write `t`'s initial values, drawn from `rng` in element order a chunk at a time, so the values
  * are those of one draw over the whole tensor without a host copy of it (a 49,152 × 576 embedding
- * would need 226 MB of f64).
+ * would need 226 MB of f64). Called in registration order: every backend and runtime draws the
+ * same numbers.
  */
 function writeInit(t: Tensor, init: Init, rng: Rng): void {
   if (init.kind === 'zeros') return;
