@@ -33,6 +33,15 @@ async function run(backend: Backend, cfg: GPTConfig, checkpointing: boolean | nu
   return { losses, grads: Array.from(grads), values: Array.from(values), highWater: heap.stats().arenaHighWater };
 }
 
+/** An f64 js heap with a (4, 3) input and a (3, 3) weight drawn from `seed`, for the op-level tests. */
+function smallCase(seed: number) {
+  const rng = new Rng(seed);
+  const xs = new Float64Array(12), ws = new Float64Array(9);
+  rng.fillNormal(xs);
+  rng.fillNormal(ws);
+  return { heap: new Heap(new JsBackend({ dtype: 'f64' })), xs, ws };
+}
+
 describe('gradient checkpointing', () => {
   const bitnet: GPTConfig = { vocabSize: V, contextLength: T, layers: 3, heads: 2, dim: 16, bitlinear: true, bitlinearOptions: { norm: false } };
   const fp: GPTConfig = { vocabSize: V, contextLength: T, layers: 3, heads: 2, dim: 16, mlp: 'swiglu', norm: 'rms', pos: 'rope' };
@@ -147,11 +156,7 @@ describe('gradient checkpointing', () => {
   });
 
   it('an outside activation the block reads but inputs did not name is an error, not a freed gradient', () => {
-    const heap = new Heap(new JsBackend({ dtype: 'f64' }));
-    const rng = new Rng(13);
-    const xs = new Float64Array(12), ws = new Float64Array(9);
-    rng.fillNormal(xs);
-    rng.fillNormal(ws);
+    const { heap, xs, ws } = smallCase(13);
     for (const via of ['scope', 'checkpoint'] as const) {
       const x = heap.fromArray(xs, [4, 3], { requiresGrad: true });
       const w = heap.fromArray(ws, [3, 3], { requiresGrad: true }); // an activation, not a parameter
@@ -175,11 +180,7 @@ describe('gradient checkpointing', () => {
   });
 
   it('backpropagates to the input and the parameters as the unchecked op does (f64)', () => {
-    const heap = new Heap(new JsBackend({ dtype: 'f64' }));
-    const rng = new Rng(9);
-    const xs = new Float64Array(12), ws = new Float64Array(9);
-    rng.fillNormal(xs);
-    rng.fillNormal(ws);
+    const { heap, xs, ws } = smallCase(9);
     const grads = (useCheckpoint: boolean) => {
       const x = heap.fromArray(xs, [4, 3], { requiresGrad: true });
       const w = heap.fromArray(ws, [3, 3], { requiresGrad: true });
